@@ -1,0 +1,256 @@
+//! The `blocking` kind: a fixed pool of named OS threads with its own FIFO queue.
+//!
+//! Invariants: the pool owns exactly `threads` threads, created at build and never more (none
+//! is ever spawned on demand, none is replaced: a job's panic is caught so no thread dies);
+//! jobs start in the order they were queued; a cancelled queued job is left in the queue as a
+//! tombstone that costs a pointer, and tombstones are swept once they outnumber the live jobs,
+//! so the queue never holds more than about twice its capacity.
+//!
+//! Admission (capacity = threads + queue) happens before a job reaches this queue; the queue
+//! itself is therefore unbounded in type but bounded in fact.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::task::{Completion, LiveTask, TaskCell, TaskFuture};
+use crate::sync::lock;
+
+/// Configuration of a `blocking` dispatcher: a fixed pool of OS threads with a bounded queue.
+///
+/// ```
+/// use bulkheads::BlockingConfig;
+/// use std::time::Duration;
+/// // 16 threads, 256 queued jobs at most; `run_blocking` callers wait up to 50 ms for room.
+/// let legacy_db = BlockingConfig::threads(16).queue(256).max_wait(Duration::from_millis(50));
+/// # let _ = legacy_db;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockingConfig {
+    pub(crate) threads: usize,
+    pub(crate) queue: usize,
+    pub(crate) max_wait: Duration,
+}
+
+impl BlockingConfig {
+    /// Default queue length: jobs admitted beyond the busy threads.
+    pub const DEFAULT_QUEUE: usize = 128;
+    /// Most threads a pool may have.
+    pub const MAX_THREADS: usize = 4096;
+    /// Longest queue a pool may have.
+    pub const MAX_QUEUE: usize = 1 << 24;
+
+    /// A pool of `n` threads (1 to 4096), queue [`DEFAULT_QUEUE`](Self::DEFAULT_QUEUE), no
+    /// waiting for room (`max_wait` zero).
+    pub fn threads(n: usize) -> Self {
+        BlockingConfig {
+            threads: n,
+            queue: Self::DEFAULT_QUEUE,
+            max_wait: Duration::ZERO,
+        }
+    }
+
+    /// How many jobs may wait for a thread (0 to 2^24). Beyond that, `spawn*` is rejected at
+    /// once with `QueueFull` and `run*` waits up to `max_wait`.
+    pub fn queue(mut self, n: usize) -> Self {
+        self.queue = n;
+        self
+    }
+
+    /// How long a `run*` caller waits for room when the pool and its queue are full, in FIFO
+    /// order, before `WaitTimeout`. Zero rejects at once.
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+}
+
+/// A closure waiting in a pool queue.
+pub(crate) struct Closure<F>(pub F);
+
+/// A future waiting in a pool queue, to be driven to its end on one pool thread.
+pub(crate) struct Pinned<F>(pub F);
+
+/// A task a pool thread can run.
+pub(crate) trait PoolJob: LiveTask {
+    fn run(self: Arc<Self>, pool: &BlockingPool);
+}
+
+impl<F, T> PoolJob for TaskCell<Closure<F>, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Arc<Self>, _pool: &BlockingPool) {
+        let header = self.header();
+        if !header.try_start() {
+            return; // cancelled while queued: already decided, its slot already freed
+        }
+        let core = &header.core;
+        let started_at = core.on_start(header);
+        let Some(Closure(f)) = self.take_work() else {
+            return;
+        };
+        core.active_enter();
+        let ran = {
+            let _entered = header.span.enter();
+            catch_unwind(AssertUnwindSafe(f))
+        };
+        core.active_exit();
+        core.record_run_time(started_at);
+        self.finish(match ran {
+            Ok(v) => Completion::Ok(v),
+            Err(payload) => Completion::Panicked(payload),
+        });
+    }
+}
+
+impl<F> PoolJob for TaskCell<Pinned<F>, F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn run(self: Arc<Self>, pool: &BlockingPool) {
+        let header = self.header();
+        if !header.try_start() {
+            return;
+        }
+        let started_at = header.core.on_start(header);
+        let Some(Pinned(fut)) = self.take_work() else {
+            return;
+        };
+        // Pinned to this thread until it ends; the cpu runtime's drivers serve its IO and timers.
+        pool.runtime.block_on(TaskFuture::new(self.clone(), fut, Some(started_at)));
+    }
+}
+
+struct Queue {
+    jobs: VecDeque<Arc<dyn PoolJob>>,
+    /// Threads waiting on `available`; a push wakes one only when this is non-zero.
+    idle: usize,
+    /// Cancelled jobs still in `jobs` (an estimate: it only decides when to sweep).
+    tombstones: usize,
+    /// Set at shutdown: threads exit once `jobs` is empty.
+    closed: bool,
+}
+
+pub(crate) struct BlockingPool {
+    queue: Mutex<Queue>,
+    available: Condvar,
+    live_threads: AtomicUsize,
+    runtime: tokio::runtime::Handle,
+}
+
+impl BlockingPool {
+    /// Starts `threads` threads named `<name>-<n>`. On failure, threads already started exit.
+    pub(crate) fn start(
+        name: &str,
+        threads: usize,
+        runtime: tokio::runtime::Handle,
+    ) -> std::io::Result<Arc<Self>> {
+        let pool = Arc::new(BlockingPool {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                idle: 0,
+                tombstones: 0,
+                closed: false,
+            }),
+            available: Condvar::new(),
+            live_threads: AtomicUsize::new(0),
+            runtime,
+        });
+        for n in 0..threads {
+            let worker = pool.clone();
+            pool.live_threads.fetch_add(1, Ordering::Relaxed);
+            let spawned = std::thread::Builder::new()
+                .name(format!("{name}-{n}"))
+                .spawn(move || worker.work());
+            if let Err(e) = spawned {
+                pool.live_threads.fetch_sub(1, Ordering::Relaxed);
+                pool.close();
+                return Err(e);
+            }
+        }
+        Ok(pool)
+    }
+
+    pub(crate) fn live_threads(&self) -> usize {
+        self.live_threads.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn push(&self, job: Arc<dyn PoolJob>) {
+        let mut q = lock(&self.queue);
+        q.jobs.push_back(job);
+        let wake = q.idle > 0;
+        drop(q);
+        if wake {
+            self.available.notify_one();
+        }
+    }
+
+    /// A queued job was cancelled. Sweeps the queue once tombstones outnumber live jobs, so a
+    /// storm of cancellations cannot grow the queue past about twice its capacity.
+    pub(crate) fn on_tombstone(&self) {
+        let swept = {
+            let mut q = lock(&self.queue);
+            q.tombstones += 1;
+            if q.tombstones >= 32 && q.tombstones * 2 >= q.jobs.len() {
+                let mut swept = Vec::new();
+                let mut kept = VecDeque::with_capacity(q.jobs.len());
+                for job in q.jobs.drain(..) {
+                    if job.header().is_decided() {
+                        swept.push(job);
+                    } else {
+                        kept.push_back(job);
+                    }
+                }
+                q.jobs = kept;
+                q.tombstones = 0;
+                swept
+            } else {
+                Vec::new()
+            }
+        };
+        drop(swept); // outside the lock
+    }
+
+    /// Threads exit once the queue is empty.
+    pub(crate) fn close(&self) {
+        lock(&self.queue).closed = true;
+        self.available.notify_all();
+    }
+
+    fn work(self: Arc<Self>) {
+        while let Some(job) = self.next_job() {
+            // The job contains its own panics; this guard keeps the thread alive even if our
+            // bookkeeping around it ever panicked.
+            let _ = catch_unwind(AssertUnwindSafe(|| job.run(&self)));
+        }
+        self.live_threads.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn next_job(&self) -> Option<Arc<dyn PoolJob>> {
+        let mut q = lock(&self.queue);
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                if job.header().is_decided() {
+                    q.tombstones = q.tombstones.saturating_sub(1);
+                    continue;
+                }
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q.idle += 1;
+            q = self
+                .available
+                .wait(q)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.idle -= 1;
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Dedicated Tokio runtimes: the registry's `cpu` pool and the `runtime` kind.
+//!
+//! Each is a multi-thread runtime with IO and time drivers, its worker threads named
+//! `<dispatcher>-<n>`. Blocking closures submitted to it run as tasks on its workers (CPU
+//! work); they never escape to Tokio's shared blocking pool. The runtime is owned by the
+//! registry and shut down with `shutdown_background`, which neither blocks nor panics inside
+//! an async context.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::runtime::{Builder, Runtime};
+
+/// Configuration of a `runtime` dispatcher: a dedicated multi-thread Tokio runtime.
+///
+/// ```
+/// use bulkheads::RuntimeConfig;
+/// let payments = RuntimeConfig::workers(2);
+/// # let _ = payments;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub(crate) workers: usize,
+}
+
+impl RuntimeConfig {
+    /// Most worker threads a runtime may have.
+    pub const MAX_WORKERS: usize = 1024;
+
+    /// A runtime with `n` worker threads (1 to 1024).
+    pub fn workers(n: usize) -> Self {
+        RuntimeConfig { workers: n }
+    }
+}
+
+/// Builds a runtime with `workers` threads named `<name>-<n>`.
+pub(crate) fn build(name: &str, workers: usize) -> std::io::Result<Runtime> {
+    let prefix: Arc<str> = name.into();
+    let next = Arc::new(AtomicUsize::new(0));
+    Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name_fn(move || {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            format!("{prefix}-{n}")
+        })
+        .enable_all()
+        .build()
+}
+
+/// A runtime owned by the registry. Dropping it shuts it down in the background: it neither
+/// blocks nor panics, even inside another runtime's async context (where dropping a plain
+/// `Runtime` panics).
+pub(crate) struct OwnedRuntime(Option<Runtime>);
+
+impl OwnedRuntime {
+    pub(crate) fn new(rt: Runtime) -> Self {
+        OwnedRuntime(Some(rt))
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,659 @@
+//! One task: its header, its state machine, and the cell its caller and its runner share.
+//!
+//! Invariant: every admitted task is *decided* exactly once — ok, panicked or cancelled — by
+//! whoever wins the compare-and-swap out of `QUEUED`/`RUNNING`. The winner counts the outcome,
+//! removes the task from the live set and publishes the result. Independently, the *slot* the
+//! task occupies (its admission permit, and for a pool its thread) is released exactly once:
+//! by the canceller when the task never started, otherwise by the runner when the work has
+//! physically stopped. A blocking job cancelled while it runs is decided at once (its caller
+//! sees `Cancelled` immediately) but keeps its slot until the closure returns: that is what
+//! "abandoned" means.
+//!
+//! Panics reach exactly one place: the join handle while it is attached, the root failure
+//! handler otherwise (decided under the cell's lock, so a handle dropped concurrently with the
+//! panic cannot make it vanish or appear twice).
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use atomic_waker::AtomicWaker;
+
+use super::core::{DispatcherCore, Outcome};
+use crate::error::{DispatchError, PanicPayload, panic_message};
+use crate::failure::{Failure, FailureKind};
+use crate::sync::lock;
+
+/// A task's identity, unique within its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub(crate) u64);
+
+impl TaskId {
+    /// The id as a number.
+    pub fn as_u64(&self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Who a task is: id, optional name, and where it was spawned. Shown in errors, failures and
+/// dumps as `task 'name' (#42, spawned at src/main.rs:10:5)`.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    /// The task's id.
+    pub id: TaskId,
+    /// The name given with [`Dispatcher::task`](crate::Dispatcher::task), if any.
+    pub name: Option<Cow<'static, str>>,
+    /// The spawn site.
+    pub location: &'static Location<'static>,
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let loc = self.location;
+        match &self.name {
+            Some(name) => write!(
+                f,
+                "task '{name}' ({}, spawned at {}:{}:{})",
+                self.id,
+                loc.file(),
+                loc.line(),
+                loc.column()
+            ),
+            None => write!(
+                f,
+                "task {} (spawned at {}:{}:{})",
+                self.id,
+                loc.file(),
+                loc.line(),
+                loc.column()
+            ),
+        }
+    }
+}
+
+// Stages (low three bits of `Header::state`).
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE_OK: u8 = 2;
+const DONE_PANICKED: u8 = 3;
+const DONE_CANCELLED: u8 = 4;
+const STAGE: u8 = 0b111;
+// Flags.
+/// Set on a running async task asked to stop; its runner decides at its next poll.
+const CANCEL_REQUESTED: u8 = 1 << 3;
+/// Set with `DONE_CANCELLED` on work cancelled while it ran on and could not be stopped.
+const ABANDONED: u8 = 1 << 4;
+
+/// Whether cancelling a running task can stop it (async work, at its next `.await`) or not
+/// (a blocking closure, which is abandoned instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkKind {
+    Blocking,
+    Async,
+}
+
+/// What every task carries, whatever its kind.
+pub(crate) struct Header {
+    pub id: TaskId,
+    pub name: Option<Cow<'static, str>>,
+    pub location: &'static Location<'static>,
+    pub submitted_at: Instant,
+    pub work: WorkKind,
+    pub core: Arc<DispatcherCore>,
+    /// The task's key in its dispatcher's live set; fixed at registration.
+    pub live_key: usize,
+    /// A child of the submitter's span, entered around every poll or run.
+    pub span: tracing::Span,
+    state: AtomicU8,
+}
+
+impl Header {
+    pub(crate) fn new(
+        meta: TaskMeta,
+        work: WorkKind,
+        core: Arc<DispatcherCore>,
+        live_key: usize,
+    ) -> Self {
+        Header {
+            id: meta.id,
+            name: meta.name,
+            location: meta.location,
+            submitted_at: meta.submitted_at,
+            work,
+            core,
+            live_key,
+            span: meta.span,
+            state: AtomicU8::new(QUEUED),
+        }
+    }
+
+    pub(crate) fn info(&self) -> TaskInfo {
+        TaskInfo {
+            id: self.id,
+            name: self.name.clone(),
+            location: self.location,
+        }
+    }
+
+    /// `QUEUED -> RUNNING`. False when the task was cancelled first.
+    pub(crate) fn try_start(&self) -> bool {
+        // AcqRel: pairs with the canceller's CAS so exactly one of the two wins; Acquire also
+        // makes the submitter's writes (the work itself) visible to the runner.
+        self.state
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn cancel_requested(&self) -> bool {
+        // Acquire: pairs with the Release in `cancel`; the waker registration that precedes
+        // this load makes a missed request impossible (AtomicWaker's protocol).
+        self.state.load(Ordering::Acquire) & CANCEL_REQUESTED != 0
+    }
+
+    pub(crate) fn is_decided(&self) -> bool {
+        self.state.load(Ordering::Acquire) & STAGE >= DONE_OK
+    }
+
+    /// Moves a started task to `terminal`. False if it was decided already (abandoned).
+    fn decide_started(&self, terminal: u8) -> bool {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & STAGE != RUNNING {
+                return false;
+            }
+            // Flags are dropped: a decided task needs none but ABANDONED, never set here.
+            match self.state.compare_exchange_weak(
+                cur,
+                terminal,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}
+
+/// What the submit path knows about a task before it exists.
+pub(crate) struct TaskMeta {
+    pub id: TaskId,
+    pub name: Option<Cow<'static, str>>,
+    pub location: &'static Location<'static>,
+    pub submitted_at: Instant,
+    pub span: tracing::Span,
+}
+
+/// How a task ended, as seen by its runner.
+pub(crate) enum Completion<T> {
+    Ok(T),
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// Async work dropped at an `.await` after a cancel request, or by its executor.
+    Cancelled,
+}
+
+enum Output<T> {
+    Pending,
+    Ready(Result<T, DispatchError>),
+    Taken,
+}
+
+struct Inner<W, T> {
+    /// The work, while the task waits in a pool queue; taken at start or dropped at cancel.
+    work: Option<W>,
+    output: Output<T>,
+    /// The awaiting caller's waker; set by `poll_join`, taken by `publish`.
+    join_waker: Option<Waker>,
+    /// Set when the join handle is dropped: from then on a failure goes to the root handler.
+    detached: bool,
+}
+
+/// The shared state of one task. `W` is the work kept here while queued (a closure or a
+/// future waiting for a pool thread), `()` when the executor holds the work.
+pub(crate) struct TaskCell<W, T> {
+    header: Header,
+    inner: Mutex<Inner<W, T>>,
+    /// The runner's waker, so that a cancel request wakes a suspended async task.
+    run_waker: AtomicWaker,
+}
+
+impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
+    pub(crate) fn new(header: Header, work: Option<W>) -> Self {
+        TaskCell {
+            header,
+            inner: Mutex::new(Inner {
+                work,
+                output: Output::Pending,
+                join_waker: None,
+                detached: false,
+            }),
+            run_waker: AtomicWaker::new(),
+        }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub(crate) fn take_work(&self) -> Option<W> {
+        lock(&self.inner).work.take()
+    }
+
+    /// The runner's end: the work has stopped (returned, panicked, or was dropped).
+    pub(crate) fn finish(&self, completion: Completion<T>) {
+        let core = &self.header.core;
+        let (terminal, outcome) = match &completion {
+            Completion::Ok(_) => (DONE_OK, Outcome::Ok),
+            Completion::Panicked(_) => (DONE_PANICKED, Outcome::Panicked),
+            Completion::Cancelled => (DONE_CANCELLED, Outcome::Cancelled { abandoned: false }),
+        };
+        if let Completion::Panicked(_) = &completion {
+            core.metrics.failures_panic.increment(1);
+        }
+        let won = self.header.decide_started(terminal);
+        if won {
+            core.count_decided(&self.header, outcome, false);
+        }
+        // Counters first, then the slot, then the result: a caller woken by the result that
+        // submits again finds the room its task left.
+        core.release_slot();
+        let result = match completion {
+            Completion::Ok(v) => Ok(v),
+            Completion::Panicked(payload) => Err(self.panicked(payload)),
+            Completion::Cancelled => Err(self.cancelled()),
+        };
+        if won {
+            self.publish(result);
+        } else if let Err(e @ DispatchError::Panicked { .. }) = result {
+            // Abandoned work that then panicked: its caller already has `Cancelled`.
+            self.route_failure(e);
+        }
+    }
+
+    /// Cancels the task: before start it never starts; async work stops at its next `.await`;
+    /// a running blocking closure is abandoned (decided now, left to finish on its thread).
+    pub(crate) fn cancel(&self) {
+        let mut cur = self.header.state.load(Ordering::Acquire);
+        loop {
+            match cur & STAGE {
+                QUEUED => {
+                    if self.cancel_queued() {
+                        self.header.core.executor.on_cancelled_in_queue();
+                        return;
+                    }
+                }
+                RUNNING if self.header.work == WorkKind::Blocking => {
+                    if self.abandon(cur) {
+                        return;
+                    }
+                }
+                RUNNING => {
+                    if cur & CANCEL_REQUESTED != 0 {
+                        return;
+                    }
+                    // Release: the runner's Acquire load sees the request after its wake.
+                    match self.header.state.compare_exchange_weak(
+                        cur,
+                        cur | CANCEL_REQUESTED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            self.run_waker.wake();
+                            return;
+                        }
+                        Err(actual) => {
+                            cur = actual;
+                            continue;
+                        }
+                    }
+                }
+                _ => return,
+            }
+            cur = self.header.state.load(Ordering::Acquire);
+        }
+    }
+
+    /// Decides a started task as cancelled and abandoned, whatever its kind (shutdown gives up
+    /// on async work that did not stop within the grace period this way).
+    pub(crate) fn force_abandon(&self) {
+        let mut cur = self.header.state.load(Ordering::Acquire);
+        while cur & STAGE == RUNNING {
+            if self.abandon(cur) {
+                return;
+            }
+            cur = self.header.state.load(Ordering::Acquire);
+        }
+    }
+
+    fn abandon(&self, cur: u8) -> bool {
+        if self
+            .header
+            .state
+            .compare_exchange(
+                cur,
+                DONE_CANCELLED | ABANDONED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        self.header.core.count_decided(
+            &self.header,
+            Outcome::Cancelled { abandoned: true },
+            false,
+        );
+        self.publish(Err(self.cancelled()));
+        true
+    }
+
+    /// `QUEUED -> CANCELLED`: the work never starts and its slot is freed now.
+    pub(crate) fn cancel_queued(&self) -> bool {
+        if self
+            .header
+            .state
+            .compare_exchange(QUEUED, DONE_CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        let core = &self.header.core;
+        core.count_decided(&self.header, Outcome::Cancelled { abandoned: false }, true);
+        core.release_slot();
+        let work = self.take_work();
+        drop_quietly(work);
+        self.publish(Err(self.cancelled()));
+        true
+    }
+
+    fn publish(&self, result: Result<T, DispatchError>) {
+        let (waker, unobserved) = {
+            let mut inner = lock(&self.inner);
+            if inner.detached {
+                (None, Some(result))
+            } else {
+                inner.output = Output::Ready(result);
+                (inner.join_waker.take(), None)
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        match unobserved {
+            Some(Err(e @ DispatchError::Panicked { .. })) => self.route_failure(e),
+            other => drop_quietly(other),
+        }
+    }
+
+    fn route_failure(&self, err: DispatchError) {
+        if let DispatchError::Panicked { message, .. } = err {
+            let failure = Failure {
+                dispatcher: self.header.core.name.clone(),
+                task: self.header.info(),
+                kind: FailureKind::Panic,
+                message,
+            };
+            self.header.core.registry.report_failure(&failure);
+        }
+    }
+
+    fn panicked(&self, payload: Box<dyn Any + Send + 'static>) -> DispatchError {
+        DispatchError::Panicked {
+            dispatcher: self.header.core.name.clone(),
+            task: self.header.info(),
+            message: panic_message(&*payload),
+            payload: PanicPayload::new(payload),
+        }
+    }
+
+    fn cancelled(&self) -> DispatchError {
+        DispatchError::Cancelled {
+            dispatcher: self.header.core.name.clone(),
+            task: self.header.info(),
+        }
+    }
+}
+
+/// Drops a user value, containing a panic from its `Drop` so it cannot unwind into a pool
+/// thread or a runner.
+pub(crate) fn drop_quietly<V>(value: V) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+}
+
+/// Drops a pinned future in place, containing a panic from its `Drop`.
+fn drop_pinned<F>(mut fut: Pin<&mut Option<F>>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || fut.set(None)));
+}
+
+/// The join side of a task, type-erased over the work it carries.
+pub(crate) trait Joinable<T>: Send + Sync {
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, DispatchError>>;
+    fn abort(&self);
+    fn is_finished(&self) -> bool;
+    fn detach(&self);
+}
+
+impl<W: Send + 'static, T: Send + 'static> Joinable<T> for TaskCell<W, T> {
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, DispatchError>> {
+        let mut inner = lock(&self.inner);
+        match std::mem::replace(&mut inner.output, Output::Taken) {
+            Output::Ready(r) => Poll::Ready(r),
+            Output::Pending => {
+                inner.output = Output::Pending;
+                match &inner.join_waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => inner.join_waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Output::Taken => {
+                drop(inner);
+                panic!("bulkheads::JoinHandle polled after it returned Ready")
+            }
+        }
+    }
+
+    fn abort(&self) {
+        self.cancel();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.header.is_decided()
+    }
+
+    fn detach(&self) {
+        let pending = {
+            let mut inner = lock(&self.inner);
+            inner.detached = true;
+            inner.join_waker = None;
+            std::mem::replace(&mut inner.output, Output::Taken)
+        };
+        match pending {
+            Output::Ready(Err(e @ DispatchError::Panicked { .. })) => self.route_failure(e),
+            other => drop_quietly(other),
+        }
+    }
+}
+
+/// What the live set and shutdown can do to any task.
+pub(crate) trait LiveTask: Send + Sync {
+    fn header(&self) -> &Header;
+    fn cancel(&self);
+    fn force_abandon(&self);
+}
+
+impl<W: Send + 'static, T: Send + 'static> LiveTask for TaskCell<W, T> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+    fn cancel(&self) {
+        TaskCell::cancel(self)
+    }
+    fn force_abandon(&self) {
+        TaskCell::force_abandon(self)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Drives async work (or a closure wrapped as one poll) for any executor: starts it,
+    /// checks for cancellation before each poll, catches panics, counts activity, and decides
+    /// the task when the work ends or the executor drops it.
+    pub(crate) struct TaskFuture<W, F>
+    where
+        W: Send,
+        W: 'static,
+        F: Future,
+        F::Output: Send,
+        F::Output: 'static,
+    {
+        cell: Arc<TaskCell<W, F::Output>>,
+        #[pin]
+        fut: Option<F>,
+        // When the work started; `None` until then.
+        started: Option<Instant>,
+        done: bool,
+    }
+
+    impl<W, F> PinnedDrop for TaskFuture<W, F>
+    where
+        W: Send,
+        W: 'static,
+        F: Future,
+        F::Output: Send,
+        F::Output: 'static,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.done {
+                return;
+            }
+            // The executor dropped us (its runtime shut down, or a view was torn down).
+            if this.started.is_some() {
+                drop_pinned(this.fut);
+                this.cell.finish(Completion::Cancelled);
+            } else {
+                // Not started: nothing else will decide it.
+                let _ = this.cell.cancel_queued();
+            }
+        }
+    }
+}
+
+impl<W, F> TaskFuture<W, F>
+where
+    W: Send + 'static,
+    F: Future,
+    F::Output: Send + 'static,
+{
+    /// `started` is the start instant when the caller already moved the task to `RUNNING`.
+    pub(crate) fn new(
+        cell: Arc<TaskCell<W, F::Output>>,
+        fut: F,
+        started: Option<Instant>,
+    ) -> Self {
+        TaskFuture {
+            cell,
+            fut: Some(fut),
+            started,
+            done: false,
+        }
+    }
+}
+
+impl<W, F> Future for TaskFuture<W, F>
+where
+    W: Send + 'static,
+    F: Future,
+    F::Output: Send + 'static,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(());
+        }
+        let header = this.cell.header();
+        let started_at = match *this.started {
+            Some(at) => at,
+            None => {
+                if !header.try_start() {
+                    // Cancelled while queued: the canceller decided it and freed its slot.
+                    *this.done = true;
+                    drop_pinned(this.fut);
+                    return Poll::Ready(());
+                }
+                let at = header.core.on_start(header);
+                *this.started = Some(at);
+                at
+            }
+        };
+        // Register before checking: a cancel request after this point wakes us again.
+        this.cell.run_waker.register(cx.waker());
+        if header.cancel_requested() {
+            *this.done = true;
+            drop_pinned(this.fut);
+            this.cell.finish(Completion::Cancelled);
+            return Poll::Ready(());
+        }
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            *this.done = true;
+            return Poll::Ready(());
+        };
+        let core = &header.core;
+        core.active_enter();
+        let polled = {
+            let _entered = header.span.enter();
+            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+        };
+        core.active_exit();
+        let completion = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(v)) => Completion::Ok(v),
+            Err(payload) => Completion::Panicked(payload),
+        };
+        *this.done = true;
+        drop_pinned(this.fut);
+        core.record_run_time(started_at);
+        this.cell.finish(completion);
+        Poll::Ready(())
+    }
+}
+
+/// A closure as a future that runs it in its first poll: how blocking work runs on a Tokio
+/// runtime's workers or in a view.
+pub(crate) struct ClosureFuture<F>(Option<F>);
+
+impl<F> ClosureFuture<F> {
+    pub(crate) fn new(f: F) -> Self {
+        ClosureFuture(Some(f))
+    }
+}
+
+// The closure is never pinned in place: it is moved out and called.
+impl<F> Unpin for ClosureFuture<F> {}
+
+impl<F: FnOnce() -> T, T> Future for ClosureFuture<F> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<T> {
+        match self.0.take() {
+            Some(f) => Poll::Ready(f()),
+            None => Poll::Pending,
+        }
+    }
+}

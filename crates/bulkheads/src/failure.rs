@@ -1,0 +1,101 @@
+//! Failures nobody else observes, and the root handler they go to.
+//!
+//! A panic reaches exactly one place: the caller awaiting the task's
+//! [`JoinHandle`](crate::JoinHandle) or `run*` future when there is one, the root handler set
+//! with [`DispatchersBuilder::on_failure`](crate::DispatchersBuilder::on_failure) when there is
+//! none (the handle was dropped, the `run*` future was dropped after the work started, the work
+//! was abandoned). Without a handler, the failure is logged through `tracing` at `ERROR`.
+//! Never silent, never twice.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::dispatcher::TaskInfo;
+
+/// A task failure that reached the root handler. `Display` gives one line with all it knows.
+///
+/// ```
+/// use bulkheads::{BlockingConfig, Dispatchers, Failure};
+/// use std::sync::mpsc;
+///
+/// let (tx, rx) = mpsc::channel::<String>();
+/// let tx = std::sync::Mutex::new(tx);
+/// let d = Dispatchers::builder()
+///     .blocking("jobs", BlockingConfig::threads(1))
+///     .on_failure(move |f: &Failure| { let _ = tx.lock().unwrap().send(f.to_string()); })
+///     .build()
+///     .unwrap();
+/// # let prev = std::panic::take_hook(); std::panic::set_hook(Box::new(|_| {}));
+/// // Dropping the handle detaches the task: its panic goes to the root handler.
+/// drop(d.get("jobs").unwrap().task("nightly").spawn_blocking(|| panic!("disk full")));
+/// let line = rx.recv().unwrap();
+/// # std::panic::set_hook(prev);
+/// assert!(line.contains("'nightly'"), "{line}");
+/// assert!(line.contains("dispatcher 'jobs'"), "{line}");
+/// assert!(line.contains("disk full"), "{line}");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Failure {
+    /// The dispatcher the task ran on.
+    pub dispatcher: Arc<str>,
+    /// The task: id, name, spawn site.
+    pub task: TaskInfo,
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The panic message or the error's `Display`.
+    pub message: String,
+}
+
+/// What kind of failure a [`Failure`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The task panicked.
+    Panic,
+    /// The task returned an error (supervised children).
+    Error,
+}
+
+impl FailureKind {
+    /// The metric label (`panic`, `error`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            FailureKind::Panic => "panic",
+            FailureKind::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            FailureKind::Panic => "panicked",
+            FailureKind::Error => "failed",
+        };
+        write!(
+            f,
+            "{} on dispatcher '{}' {what}: {}",
+            self.task, self.dispatcher, self.message
+        )
+    }
+}
+
+/// The root failure handler, shared by every dispatcher of a registry.
+pub(crate) type FailureHandler = Arc<dyn Fn(&Failure) + Send + Sync + 'static>;
+
+/// Hands `failure` to the handler, or logs it when there is none. A handler that panics is
+/// contained and logged: the failure is not lost and the calling thread survives.
+pub(crate) fn report(handler: Option<&FailureHandler>, failure: &Failure) {
+    match handler {
+        Some(h) => {
+            let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(failure)));
+            if called.is_err() {
+                tracing::error!(target: "bulkheads", %failure, "the root failure handler panicked while handling this failure");
+            }
+        }
+        None => {
+            tracing::error!(target: "bulkheads", %failure, "task failed and nobody awaited it")
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Named bulkhead dispatchers for Tokio services.
+//!
+//! A slow blocking driver called from async code holds a runtime worker; under load every
+//! worker is stuck and the health check, the fast endpoints and the timers stop.
+//! `tokio::task::spawn_blocking` moves the work off the workers, but into one shared pool of up
+//! to 512 threads whose queue is unbounded: memory climbs and one subsystem still eats
+//! everyone's threads. `bulkheads` gives each subsystem its own bulkhead:
+//!
+//! - a **`blocking`** dispatcher: a fixed pool of named OS threads with a bounded queue; when
+//!   it is full, callers get a fast, clear [`RejectReason::QueueFull`] (or wait up to
+//!   `max_wait`, in FIFO order);
+//! - the shared **`cpu`** pool and **`runtime`** dispatchers: dedicated Tokio runtimes, so a
+//!   misbehaving subsystem has its own threads, timers and IO driver.
+//!
+//! Every dispatcher counts what it does ([`Stats`], and the `metrics` facade: see
+//! [`metrics`](mod@crate::metrics)), catches panics (the pool threads survive; the panic
+//! reaches the awaiting caller or the root [`Failure`] handler, never both, never neither),
+//! and shuts down within a deadline reporting every accepted task.
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bulkheads::{BlockingConfig, Dispatchers, RejectReason};
+//! use std::time::Duration;
+//!
+//! let dispatchers = Dispatchers::builder()
+//!     .blocking("legacy_db", BlockingConfig::threads(2).queue(0))
+//!     .build()?;
+//! let db = dispatchers.get("legacy_db")?;
+//!
+//! // Two slow calls take both threads; with no queue, a third is rejected at once.
+//! let (started_tx, started_rx) = std::sync::mpsc::channel();
+//! let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+//! let release_rx = std::sync::Arc::new(std::sync::Mutex::new(release_rx));
+//! let slow: Vec<_> = (0..2)
+//!     .map(|_| {
+//!         let (started, release) = (started_tx.clone(), release_rx.clone());
+//!         db.spawn_blocking(move || {
+//!             started.send(()).unwrap();
+//!             release.lock().unwrap().recv().unwrap();
+//!         })
+//!     })
+//!     .collect();
+//! started_rx.recv()?;
+//! started_rx.recv()?;
+//! let err = db.run_blocking(|| ()).await.unwrap_err();
+//! assert_eq!(err.reject_reason(), Some(&RejectReason::QueueFull { capacity: 2 }));
+//!
+//! // Meanwhile the rest of the program is untouched.
+//! assert_eq!(dispatchers.cpu().run(async { 1 + 1 }).await?, 2);
+//!
+//! release_tx.send(())?;
+//! release_tx.send(())?;
+//! for h in slow { h.await?; }
+//! let report = dispatchers.shutdown(Duration::from_secs(1)).await;
+//! assert_eq!(report.dispatcher("legacy_db").unwrap().rejected, 1);
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod dispatcher;
+mod error;
+mod failure;
+pub mod metrics;
+mod registry;
+mod sync;
+
+pub use crate::dispatcher::blocking::BlockingConfig;
+pub use crate::dispatcher::runtime::RuntimeConfig;
+pub use crate::dispatcher::{
+    Dispatcher, JoinHandle, Kind, RejectedCounts, Stats, TaskBuilder, TaskId, TaskInfo,
+};
+pub use crate::error::{
+    ConfigError, ConfigProblem, DispatchError, PanicPayload, RejectReason, UnknownDispatcher,
+};
+pub use crate::failure::{Failure, FailureKind};
+pub use crate::registry::{
+    CANCEL_GRACE, CPU, DispatcherReport, Dispatchers, DispatchersBuilder, ShutdownReport,
+};

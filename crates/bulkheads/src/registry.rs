@@ -1,0 +1,473 @@
+//! [`Dispatchers`]: the named set of dispatchers of one service, its builder, and shutdown.
+//!
+//! All state hangs off a `Dispatchers` value: there is no global pool or runtime, and many
+//! registries can live in one process. Building works inside or outside a Tokio runtime.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+
+use crate::dispatcher::blocking::BlockingPool;
+use crate::dispatcher::core::{DispatcherCore, Executor, RegistryShared};
+use crate::dispatcher::{Dispatcher, Kind, Stats, admission::Admission, runtime};
+use crate::error::{ConfigError, ConfigProblem, UnknownDispatcher};
+use crate::failure::{Failure, FailureHandler};
+use crate::sync::lock;
+use crate::{BlockingConfig, RuntimeConfig};
+
+/// The name of the shared CPU pool, always present.
+pub const CPU: &str = "cpu";
+
+/// How long shutdown waits, after its deadline, for cancelled async work to reach its next
+/// `.await`; work still running after that is reported as abandoned.
+pub const CANCEL_GRACE: Duration = Duration::from_millis(100);
+
+/// The named dispatchers of one service.
+///
+/// Owns every pool thread and runtime. [`shutdown`](Self::shutdown) drains them within a
+/// deadline and reports what happened to every accepted task. Dropping it signals shutdown
+/// without waiting: queued work is cancelled, async work stops at its next `.await`, running
+/// blocking jobs finish on their threads, and the threads exit; it never blocks, and never
+/// panics inside an async context. [`Dispatcher`] handles that outlive it reject new work
+/// with `ShuttingDown`.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use bulkheads::{BlockingConfig, DispatchError, Dispatchers, RejectReason};
+/// use std::time::Duration;
+///
+/// let dispatchers = Dispatchers::builder()
+///     .cpu_threads(2)
+///     .blocking("legacy_db", BlockingConfig::threads(2).queue(4))
+///     .build()?;
+/// let db = dispatchers.get("legacy_db")?;
+/// let n = db.run_blocking(|| 7).await?;
+/// assert_eq!(n, 7);
+///
+/// let report = dispatchers.shutdown(Duration::from_secs(1)).await;
+/// assert_eq!(report.completed(), 1);
+/// let late = db.run_blocking(|| 8).await.unwrap_err();
+/// assert_eq!(late.reject_reason(), Some(&RejectReason::ShuttingDown));
+/// # Ok(()) }
+/// ```
+pub struct Dispatchers {
+    cpu: Dispatcher,
+    by_name: BTreeMap<Arc<str>, Dispatcher>,
+    /// Shutdown order: dependents before what they run on; `cpu` last.
+    order: Vec<Dispatcher>,
+    /// Runtimes owned by the registry, `cpu` last; taken at shutdown.
+    runtimes: Mutex<Vec<runtime::OwnedRuntime>>,
+    pools: Vec<Arc<BlockingPool>>,
+    /// The report of the first shutdown, returned again by later calls.
+    finished: Mutex<Option<ShutdownReport>>,
+}
+
+impl fmt::Debug for Dispatchers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatchers")
+            .field("dispatchers", &self.by_name.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+enum Spec {
+    Blocking(BlockingConfig),
+    Runtime(RuntimeConfig),
+}
+
+/// Builds a [`Dispatchers`]; see [`Dispatchers::builder`]. Every problem is reported at
+/// once by [`build`](Self::build).
+#[must_use]
+pub struct DispatchersBuilder {
+    cpu_threads: Option<usize>,
+    specs: Vec<(String, Spec)>,
+    on_failure: Option<FailureHandler>,
+}
+
+impl fmt::Debug for DispatchersBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DispatchersBuilder")
+            .field("cpu_threads", &self.cpu_threads)
+            .field(
+                "dispatchers",
+                &self.specs.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Dispatchers {
+    /// Starts describing a registry.
+    pub fn builder() -> DispatchersBuilder {
+        DispatchersBuilder {
+            cpu_threads: None,
+            specs: Vec::new(),
+            on_failure: None,
+        }
+    }
+
+    /// The dispatcher called `name`. The error lists the names the registry has.
+    pub fn get(&self, name: &str) -> Result<Dispatcher, UnknownDispatcher> {
+        self.by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| UnknownDispatcher {
+                name: name.to_owned(),
+                known: self.by_name.keys().map(|k| k.to_string()).collect(),
+            })
+    }
+
+    /// The shared CPU pool, always present.
+    pub fn cpu(&self) -> Dispatcher {
+        self.cpu.clone()
+    }
+
+    /// Every dispatcher, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Dispatcher> {
+        self.by_name.values()
+    }
+
+    /// Stats of every dispatcher, by name.
+    pub fn stats(&self) -> Vec<Stats> {
+        self.by_name.values().map(Dispatcher::stats).collect()
+    }
+
+    /// Shuts every dispatcher down within `deadline` and reports what happened to every task.
+    ///
+    /// Admission stops at once (`ShuttingDown`). Running and queued work may finish until the
+    /// deadline; then queued work is cancelled, async work is cancelled at its next `.await`
+    /// (given [`CANCEL_GRACE`] to get there), and blocking jobs still running are abandoned:
+    /// they finish on their threads, which exit after them, and their results are dropped.
+    /// Dispatchers are drained in dependency order (`cpu`, which serves the others, last).
+    ///
+    /// Calling it again returns the first report.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        if let Some(report) = lock(&self.finished).clone() {
+            return report;
+        }
+        let started = Instant::now();
+        let until = tokio::time::Instant::now() + deadline;
+        for d in &self.order {
+            d.core.close();
+        }
+        let mut drained = true;
+        for d in &self.order {
+            drained &= d.core.drained_by(until).await;
+        }
+        if !drained {
+            for d in &self.order {
+                d.core.cancel_all();
+            }
+            let grace = tokio::time::Instant::now() + CANCEL_GRACE;
+            for d in &self.order {
+                if !d.core.drained_by(grace).await {
+                    d.core.abandon_all();
+                }
+            }
+        }
+        self.stop_executors();
+        let report = ShutdownReport {
+            dispatchers: self
+                .order
+                .iter()
+                .map(|d| DispatcherReport::from_stats(d.stats()))
+                .collect(),
+            elapsed: started.elapsed(),
+            deadline_hit: !drained,
+        };
+        *lock(&self.finished) = Some(report.clone());
+        report
+    }
+
+    fn stop_executors(&self) {
+        for pool in &self.pools {
+            pool.close();
+        }
+        // Dropping an `OwnedRuntime` shuts it down in the background, in vector order.
+        drop(std::mem::take(&mut *lock(&self.runtimes)));
+    }
+}
+
+impl Drop for Dispatchers {
+    fn drop(&mut self) {
+        if lock(&self.finished).is_some() {
+            return;
+        }
+        for d in &self.order {
+            d.core.close();
+        }
+        for d in &self.order {
+            d.core.cancel_all();
+        }
+        self.stop_executors();
+    }
+}
+
+impl DispatchersBuilder {
+    /// Threads of the shared CPU pool (1 to 1024). Default: the machine's available
+    /// parallelism.
+    pub fn cpu_threads(mut self, n: usize) -> Self {
+        self.cpu_threads = Some(n);
+        self
+    }
+
+    /// Adds a `blocking` dispatcher: a fixed pool of OS threads named `<name>-<n>`.
+    pub fn blocking(mut self, name: impl Into<String>, config: BlockingConfig) -> Self {
+        self.specs.push((name.into(), Spec::Blocking(config)));
+        self
+    }
+
+    /// Adds a `runtime` dispatcher: a dedicated Tokio runtime with its own threads, IO and
+    /// time drivers.
+    pub fn runtime(mut self, name: impl Into<String>, config: RuntimeConfig) -> Self {
+        self.specs.push((name.into(), Spec::Runtime(config)));
+        self
+    }
+
+    /// Sets the root failure handler: it receives every failure nobody awaited (a detached
+    /// task's panic, a panic after its `run*` caller left). Without one, such failures are
+    /// logged through `tracing` at `ERROR`. A handler that panics is contained.
+    pub fn on_failure(mut self, handler: impl Fn(&Failure) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(handler));
+        self
+    }
+
+    fn validate(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if let Some(n) = self.cpu_threads {
+            check_range(&mut problems, "cpu.threads", n, 1, RuntimeConfig::MAX_WORKERS);
+        }
+        let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+        for (name, spec) in &self.specs {
+            let key = format!("dispatchers.{name}");
+            if let Err(why) = check_name(name) {
+                problems.push(ConfigProblem::new(&key, why));
+            } else if seen.insert(name, ()).is_some() {
+                problems.push(ConfigProblem::new(
+                    &key,
+                    format!("dispatcher '{name}' is declared twice; names must be unique"),
+                ));
+            }
+            match spec {
+                Spec::Blocking(c) => {
+                    check_range(&mut problems, &format!("{key}.threads"), c.threads, 1, BlockingConfig::MAX_THREADS);
+                    check_range(&mut problems, &format!("{key}.queue"), c.queue, 0, BlockingConfig::MAX_QUEUE);
+                }
+                Spec::Runtime(c) => {
+                    check_range(&mut problems, &format!("{key}.workers"), c.workers, 1, RuntimeConfig::MAX_WORKERS);
+                }
+            }
+        }
+        problems
+    }
+
+    /// Validates everything, then starts every thread and runtime. On error nothing keeps
+    /// running.
+    pub fn build(self) -> Result<Dispatchers, ConfigError> {
+        let problems = self.validate();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        crate::metrics::describe();
+        let cpu_threads = self.cpu_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        let start_err = |dispatcher: &str| {
+            let dispatcher = dispatcher.to_owned();
+            move |source| ConfigError::Start { dispatcher, source }
+        };
+        let cpu_rt = runtime::build(CPU, cpu_threads).map_err(start_err(CPU))?;
+        let cpu_handle = cpu_rt.handle().clone();
+        // From here on, an early return drops runtimes without blocking or panicking.
+        let cpu_rt = runtime::OwnedRuntime::new(cpu_rt);
+        let shared = Arc::new(RegistryShared::new(self.on_failure, cpu_handle.clone()));
+        let cpu = Dispatcher::new(Arc::new(DispatcherCore::new(
+            CPU.into(),
+            Kind::Runtime,
+            Admission::unbounded(),
+            Executor::Tokio(cpu_handle),
+            shared.clone(),
+        )));
+        let mut runtimes = vec![cpu_rt];
+        let mut registry = Dispatchers {
+            cpu: cpu.clone(),
+            by_name: BTreeMap::new(),
+            order: Vec::new(),
+            runtimes: Mutex::new(Vec::new()),
+            pools: Vec::new(),
+            finished: Mutex::new(None),
+        };
+        for (name, spec) in self.specs {
+            let name: Arc<str> = name.into();
+            let core = match spec {
+                Spec::Blocking(c) => {
+                    // On error `registry` drops and stops what was started so far.
+                    let pool = BlockingPool::start(&name, c.threads, shared.cpu.clone())
+                        .map_err(start_err(&name))?;
+                    registry.pools.push(pool.clone());
+                    DispatcherCore::new(
+                        name.clone(),
+                        Kind::Blocking,
+                        Admission::bounded(c.threads + c.queue, c.max_wait),
+                        Executor::Pool(pool),
+                        shared.clone(),
+                    )
+                }
+                Spec::Runtime(c) => {
+                    let rt = runtime::build(&name, c.workers).map_err(start_err(&name))?;
+                    let handle = rt.handle().clone();
+                    runtimes.push(runtime::OwnedRuntime::new(rt));
+                    DispatcherCore::new(
+                        name.clone(),
+                        Kind::Runtime,
+                        Admission::unbounded(),
+                        Executor::Tokio(handle),
+                        shared.clone(),
+                    )
+                }
+            };
+            let d = Dispatcher::new(Arc::new(core));
+            registry.order.push(d.clone());
+            registry.by_name.insert(name, d);
+        }
+        registry.order.push(cpu.clone());
+        registry.by_name.insert(CPU.into(), cpu);
+        // The cpu runtime serves the others (timers, pinned futures): shut down last.
+        runtimes.rotate_left(1);
+        *lock(&registry.runtimes) = runtimes;
+        Ok(registry)
+    }
+}
+
+fn check_range(problems: &mut Vec<ConfigProblem>, key: &str, got: usize, min: usize, max: usize) {
+    if got < min || got > max {
+        problems.push(ConfigProblem::new(
+            key,
+            format!("must be between {min} and {max}, got {got}"),
+        ));
+    }
+}
+
+/// Dispatcher names: 1 to 64 characters of `a-z`, `0-9`, `_` and `-`, not `cpu` or `main`.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!(
+            "dispatcher names must be 1 to 64 characters long, got {} in '{name}'",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+    {
+        return Err(format!(
+            "invalid character {bad:?} in dispatcher name '{name}'; use a-z, 0-9, '_' and '-'"
+        ));
+    }
+    if name == CPU || name == "main" {
+        return Err(format!(
+            "'{name}' is reserved (the shared cpu pool, the current runtime); choose another name"
+        ));
+    }
+    Ok(())
+}
+
+/// What [`Dispatchers::shutdown`] did to every task.
+///
+/// For each dispatcher, `submitted == completed + panicked + cancelled + rejected`: every
+/// accepted task is accounted for. `Display` prints a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// One line per dispatcher, in shutdown order.
+    pub dispatchers: Vec<DispatcherReport>,
+    /// How long shutdown took.
+    pub elapsed: Duration,
+    /// True when the deadline passed with work still in flight, which was then cancelled.
+    pub deadline_hit: bool,
+}
+
+impl ShutdownReport {
+    /// Tasks that finished with a value, over all dispatchers.
+    pub fn completed(&self) -> u64 {
+        self.dispatchers.iter().map(|d| d.completed).sum()
+    }
+
+    /// Tasks cancelled, over all dispatchers (abandoned ones included).
+    pub fn cancelled(&self) -> u64 {
+        self.dispatchers.iter().map(|d| d.cancelled).sum()
+    }
+
+    /// Started work left running, over all dispatchers.
+    pub fn abandoned(&self) -> u64 {
+        self.dispatchers.iter().map(|d| d.abandoned).sum()
+    }
+
+    /// The line of dispatcher `name`.
+    pub fn dispatcher(&self, name: &str) -> Option<&DispatcherReport> {
+        self.dispatchers.iter().find(|d| &*d.name == name)
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "shutdown in {:?}{}",
+            self.elapsed,
+            if self.deadline_hit { " (deadline hit)" } else { "" }
+        )?;
+        writeln!(
+            f,
+            "{:<16} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>11}",
+            "dispatcher", "submitted", "completed", "panicked", "cancelled", "abandoned", "rejected", "in_flight"
+        )?;
+        for d in &self.dispatchers {
+            writeln!(
+                f,
+                "{:<16} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>11}",
+                d.name, d.submitted, d.completed, d.panicked, d.cancelled, d.abandoned, d.rejected, d.in_flight
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One dispatcher's line in a [`ShutdownReport`]: lifetime counts at the end of shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DispatcherReport {
+    /// The dispatcher.
+    pub name: Arc<str>,
+    /// Offered tasks (admitted or rejected).
+    pub submitted: u64,
+    /// Finished with a value.
+    pub completed: u64,
+    /// Finished with a panic.
+    pub panicked: u64,
+    /// Cancelled (never started, cut at an `.await`, or abandoned).
+    pub cancelled: u64,
+    /// Of `cancelled`: started work left to finish on its thread, its result dropped.
+    pub abandoned: u64,
+    /// Rejected at admission (any reason).
+    pub rejected: u64,
+    /// Undecided tasks left; zero after a shutdown, by construction.
+    pub in_flight: usize,
+}
+
+impl DispatcherReport {
+    fn from_stats(s: Stats) -> Self {
+        DispatcherReport {
+            name: s.name,
+            submitted: s.submitted,
+            completed: s.completed,
+            panicked: s.panicked,
+            cancelled: s.cancelled,
+            abandoned: s.abandoned,
+            rejected: s.rejected.total(),
+            in_flight: s.in_flight,
+        }
+    }
+}
