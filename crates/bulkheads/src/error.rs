@@ -153,7 +153,10 @@ impl fmt::Display for RejectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RejectReason::QueueFull { capacity } => {
-                write!(f, "queue full (capacity {capacity}: in-flight cap plus queue)")
+                write!(
+                    f,
+                    "queue full (capacity {capacity}: in-flight cap plus queue)"
+                )
             }
             RejectReason::WaitTimeout { waited } => {
                 write!(f, "no room within max_wait (waited {waited:?})")
@@ -257,7 +260,11 @@ impl fmt::Display for ProblemList<'_> {
         match self.0 {
             [one] => write!(f, "invalid bulkheads configuration: {one}"),
             many => {
-                write!(f, "invalid bulkheads configuration ({} problems):", many.len())?;
+                write!(
+                    f,
+                    "invalid bulkheads configuration ({} problems):",
+                    many.len()
+                )?;
                 for p in many {
                     write!(f, "\n  {p}")?;
                 }

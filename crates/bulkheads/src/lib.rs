@@ -58,6 +58,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Library code never unwraps; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod dispatcher;
 mod error;

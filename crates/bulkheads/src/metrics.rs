@@ -58,11 +58,7 @@ pub(crate) fn describe() {
         Unit::Count,
         "Blocking jobs cancelled after they started: they ran on and their result was dropped."
     );
-    describe_gauge!(
-        QUEUE_DEPTH,
-        Unit::Count,
-        "Admitted tasks waiting to start."
-    );
+    describe_gauge!(QUEUE_DEPTH, Unit::Count, "Admitted tasks waiting to start.");
     describe_gauge!(
         IN_FLIGHT,
         Unit::Count,
@@ -74,11 +70,7 @@ pub(crate) fn describe() {
         "Tasks being polled or run at this instant."
     );
     describe_gauge!(THREADS, Unit::Count, "OS threads owned by the dispatcher.");
-    describe_histogram!(
-        QUEUE_WAIT,
-        Unit::Seconds,
-        "Time from submission to start."
-    );
+    describe_histogram!(QUEUE_WAIT, Unit::Seconds, "Time from submission to start.");
     describe_histogram!(RUN_TIME, Unit::Seconds, "Time from start to end.");
     describe_counter!(
         FAILURES,

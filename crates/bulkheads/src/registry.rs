@@ -8,7 +8,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-
 use crate::dispatcher::blocking::BlockingPool;
 use crate::dispatcher::core::{DispatcherCore, Executor, RegistryShared};
 use crate::dispatcher::{Dispatcher, Kind, Stats, admission::Admission, runtime};
@@ -237,7 +236,13 @@ impl DispatchersBuilder {
     fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         if let Some(n) = self.cpu_threads {
-            check_range(&mut problems, "cpu.threads", n, 1, RuntimeConfig::MAX_WORKERS);
+            check_range(
+                &mut problems,
+                "cpu.threads",
+                n,
+                1,
+                RuntimeConfig::MAX_WORKERS,
+            );
         }
         let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
         for (name, spec) in &self.specs {
@@ -252,11 +257,29 @@ impl DispatchersBuilder {
             }
             match spec {
                 Spec::Blocking(c) => {
-                    check_range(&mut problems, &format!("{key}.threads"), c.threads, 1, BlockingConfig::MAX_THREADS);
-                    check_range(&mut problems, &format!("{key}.queue"), c.queue, 0, BlockingConfig::MAX_QUEUE);
+                    check_range(
+                        &mut problems,
+                        &format!("{key}.threads"),
+                        c.threads,
+                        1,
+                        BlockingConfig::MAX_THREADS,
+                    );
+                    check_range(
+                        &mut problems,
+                        &format!("{key}.queue"),
+                        c.queue,
+                        0,
+                        BlockingConfig::MAX_QUEUE,
+                    );
                 }
                 Spec::Runtime(c) => {
-                    check_range(&mut problems, &format!("{key}.workers"), c.workers, 1, RuntimeConfig::MAX_WORKERS);
+                    check_range(
+                        &mut problems,
+                        &format!("{key}.workers"),
+                        c.workers,
+                        1,
+                        RuntimeConfig::MAX_WORKERS,
+                    );
                 }
             }
         }
@@ -417,18 +440,36 @@ impl fmt::Display for ShutdownReport {
             f,
             "shutdown in {:?}{}",
             self.elapsed,
-            if self.deadline_hit { " (deadline hit)" } else { "" }
+            if self.deadline_hit {
+                " (deadline hit)"
+            } else {
+                ""
+            }
         )?;
         writeln!(
             f,
             "{:<16} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>11}",
-            "dispatcher", "submitted", "completed", "panicked", "cancelled", "abandoned", "rejected", "in_flight"
+            "dispatcher",
+            "submitted",
+            "completed",
+            "panicked",
+            "cancelled",
+            "abandoned",
+            "rejected",
+            "in_flight"
         )?;
         for d in &self.dispatchers {
             writeln!(
                 f,
                 "{:<16} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>11}",
-                d.name, d.submitted, d.completed, d.panicked, d.cancelled, d.abandoned, d.rejected, d.in_flight
+                d.name,
+                d.submitted,
+                d.completed,
+                d.panicked,
+                d.cancelled,
+                d.abandoned,
+                d.rejected,
+                d.in_flight
             )?;
         }
         Ok(())

@@ -123,7 +123,8 @@ where
             return;
         };
         // Pinned to this thread until it ends; the cpu runtime's drivers serve its IO and timers.
-        pool.runtime.block_on(TaskFuture::new(self.clone(), fut, Some(started_at)));
+        pool.runtime
+            .block_on(TaskFuture::new(self.clone(), fut, Some(started_at)));
     }
 }
 
@@ -162,16 +163,30 @@ impl BlockingPool {
             live_threads: AtomicUsize::new(0),
             runtime,
         });
+        // Each thread reports once it runs (and so carries its OS name), so that when the
+        // registry is built every thread exists: `Stats::threads` and `top` agree from the start.
+        let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
         for n in 0..threads {
             let worker = pool.clone();
+            let up = up_tx.clone();
             pool.live_threads.fetch_add(1, Ordering::Relaxed);
             let spawned = std::thread::Builder::new()
                 .name(format!("{name}-{n}"))
-                .spawn(move || worker.work());
+                .spawn(move || {
+                    let _ = up.send(());
+                    worker.work()
+                });
             if let Err(e) = spawned {
                 pool.live_threads.fetch_sub(1, Ordering::Relaxed);
                 pool.close();
                 return Err(e);
+            }
+        }
+        drop(up_tx);
+        for _ in 0..threads {
+            // An error means a thread died before reporting; nothing to wait for then.
+            if up_rx.recv().is_err() {
+                break;
             }
         }
         Ok(pool)

@@ -15,9 +15,7 @@ use tokio::sync::Notify;
 use super::admission::Admission;
 use super::blocking::BlockingPool;
 use super::live::LiveSet;
-use super::task::{
-    ClosureFuture, Header, TaskCell, TaskFuture, TaskId, TaskMeta, WorkKind,
-};
+use super::task::{ClosureFuture, Header, TaskCell, TaskFuture, TaskId, TaskMeta, WorkKind};
 use super::{JoinHandle, Kind, RejectedCounts, Stats};
 use crate::error::{DispatchError, RejectReason};
 use crate::failure::{self, Failure, FailureHandler};
@@ -143,12 +141,17 @@ impl DispatcherCore {
 
     // ----- submission --------------------------------------------------------------------
 
-    fn meta(&self, name: Option<Cow<'static, str>>, location: &'static Location<'static>) -> TaskMeta {
+    fn meta(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+    ) -> TaskMeta {
         let parent = tracing::Span::current();
         let span = if parent.is_none() {
             parent
         } else {
-            let child = tracing::debug_span!(parent: &parent, "bulkheads.task", dispatcher = %self.name);
+            let child =
+                tracing::debug_span!(parent: &parent, "bulkheads.task", dispatcher = %self.name);
             if child.is_disabled() { parent } else { child }
         };
         TaskMeta {
@@ -278,7 +281,8 @@ impl DispatcherCore {
         let id = meta.id;
         match &self.executor {
             Executor::Pool(pool) => {
-                let cell = self.register(meta, WorkKind::Blocking, Some(super::blocking::Closure(f)));
+                let cell =
+                    self.register(meta, WorkKind::Blocking, Some(super::blocking::Closure(f)));
                 pool.push(cell.clone());
                 JoinHandle::attached(id, cell)
             }
@@ -312,9 +316,10 @@ impl DispatcherCore {
         let now = Instant::now();
         let queued = self.counters.queued.fetch_sub(1, Ordering::Relaxed) - 1;
         self.metrics.queue_depth.set(queued as f64);
-        self.metrics
-            .queue_wait
-            .record(now.saturating_duration_since(header.submitted_at).as_secs_f64());
+        self.metrics.queue_wait.record(
+            now.saturating_duration_since(header.submitted_at)
+                .as_secs_f64(),
+        );
         now
     }
 

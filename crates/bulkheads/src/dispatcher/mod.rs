@@ -25,9 +25,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-pub use self::task::{TaskId, TaskInfo};
 use self::core::DispatcherCore;
 use self::task::Joinable;
+pub use self::task::{TaskId, TaskInfo};
 use crate::error::DispatchError;
 
 /// A handle to one named dispatcher. Cheap to clone (one `Arc`), `Send + Sync`.
@@ -148,7 +148,10 @@ impl Dispatcher {
     /// Dropping the returned future cancels: work not started never starts, started work stops
     /// at its next `.await`.
     #[track_caller]
-    pub fn run<F>(&self, fut: F) -> impl Future<Output = Result<F::Output, DispatchError>> + Send + 'static
+    pub fn run<F>(
+        &self,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, DispatchError>> + Send + 'static
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -161,7 +164,10 @@ impl Dispatcher {
     /// means it never runs; after it started, it runs to its end and its result is dropped
     /// (counted as abandoned).
     #[track_caller]
-    pub fn run_blocking<F, T>(&self, f: F) -> impl Future<Output = Result<T, DispatchError>> + Send + 'static
+    pub fn run_blocking<F, T>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = Result<T, DispatchError>> + Send + 'static
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -201,22 +207,38 @@ impl TaskBuilder<'_> {
 
     /// [`Dispatcher::run`] with this task's name.
     #[track_caller]
-    pub fn run<F>(self, fut: F) -> impl Future<Output = Result<F::Output, DispatchError>> + Send + 'static
+    pub fn run<F>(
+        self,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, DispatchError>> + Send + 'static
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        run(self.dispatcher.core.clone(), self.name, Location::caller(), fut)
+        run(
+            self.dispatcher.core.clone(),
+            self.name,
+            Location::caller(),
+            fut,
+        )
     }
 
     /// [`Dispatcher::run_blocking`] with this task's name.
     #[track_caller]
-    pub fn run_blocking<F, T>(self, f: F) -> impl Future<Output = Result<T, DispatchError>> + Send + 'static
+    pub fn run_blocking<F, T>(
+        self,
+        f: F,
+    ) -> impl Future<Output = Result<T, DispatchError>> + Send + 'static
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        run_blocking(self.dispatcher.core.clone(), self.name, Location::caller(), f)
+        run_blocking(
+            self.dispatcher.core.clone(),
+            self.name,
+            Location::caller(),
+            f,
+        )
     }
 }
 

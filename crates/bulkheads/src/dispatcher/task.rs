@@ -353,11 +353,9 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
         {
             return false;
         }
-        self.header.core.count_decided(
-            &self.header,
-            Outcome::Cancelled { abandoned: true },
-            false,
-        );
+        self.header
+            .core
+            .count_decided(&self.header, Outcome::Cancelled { abandoned: true }, false);
         self.publish(Err(self.cancelled()));
         true
     }
@@ -561,11 +559,7 @@ where
     F::Output: Send + 'static,
 {
     /// `started` is the start instant when the caller already moved the task to `RUNNING`.
-    pub(crate) fn new(
-        cell: Arc<TaskCell<W, F::Output>>,
-        fut: F,
-        started: Option<Instant>,
-    ) -> Self {
+    pub(crate) fn new(cell: Arc<TaskCell<W, F::Output>>, fut: F, started: Option<Instant>) -> Self {
         TaskFuture {
             cell,
             fut: Some(fut),
