@@ -538,6 +538,20 @@ fn run() -> Result<(), String> {
     let (plan, shown) = parse_args()?;
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
 
+    let selected: Vec<Workload> = workloads(plan.quick)
+        .into_iter()
+        .filter(|w| {
+            plan.filters.is_empty()
+                || plan
+                    .filters
+                    .iter()
+                    .any(|f| w.name.to_lowercase().contains(f))
+        })
+        .collect();
+    if selected.is_empty() {
+        return Err(format!("no workload matches {:?}", plan.filters));
+    }
+
     let mut command = String::new();
     if let Ok(v) = std::env::var("HEADLINE_SAMPLES") {
         command.push_str(&format!("HEADLINE_SAMPLES={v} "));
@@ -587,20 +601,6 @@ fn run() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("timing runtime: {e}"))?;
-
-    let selected: Vec<Workload> = workloads(plan.quick)
-        .into_iter()
-        .filter(|w| {
-            plan.filters.is_empty()
-                || plan
-                    .filters
-                    .iter()
-                    .any(|f| w.name.to_lowercase().contains(f))
-        })
-        .collect();
-    if selected.is_empty() {
-        return Err(format!("no workload matches {:?}", plan.filters));
-    }
 
     let label_width = 44;
     for w in &selected {
