@@ -5,6 +5,7 @@
 //! cargo bench -p bulkheads-benches --bench headline -- W1          # only workloads matching "W1"
 //! cargo bench -p bulkheads-benches --bench headline -- --quick     # smoke run, seconds
 //! HEADLINE_SAMPLES=21 cargo bench -p bulkheads-benches --bench headline
+//! HEADLINE_CONTENDERS=bulkheads,crossbeam cargo bench -p bulkheads-benches --bench headline
 //! ```
 //!
 //! Every workload is driven from a task on a Tokio multi-thread runtime with 2 workers (the
@@ -341,7 +342,7 @@ fn contenders(w: &Workload) -> Result<Vec<Contender>, String> {
     // Headroom over the fan-out so that a permit released a moment late never rejects.
     let queue = w.jobs + n;
     let c = |label: String, runner: Arc<dyn Runner>| Contender { label, runner };
-    Ok(vec![
+    let all = vec![
         c(
             format!("bulkheads ({n} threads)"),
             Arc::new(Bulkheads::new(n, queue)?),
@@ -366,7 +367,16 @@ fn contenders(w: &Workload) -> Result<Vec<Contender>, String> {
             format!("crossbeam pool + oneshot ({n} threads)"),
             Arc::new(CrossbeamPool::new(n)?),
         ),
-    ])
+    ];
+    // HEADLINE_CONTENDERS=bulkheads,crossbeam keeps only contenders whose label contains one
+    // of the words (for profiling one contender alone).
+    Ok(match std::env::var("HEADLINE_CONTENDERS") {
+        Ok(words) => all
+            .into_iter()
+            .filter(|c| words.split(',').any(|w| c.label.contains(w.trim())))
+            .collect(),
+        Err(_) => all,
+    })
 }
 
 /// The `blocking` crate's thread limit as it will read it (only reading the variable here).

@@ -141,9 +141,21 @@ struct Queue {
 pub(crate) struct BlockingPool {
     queue: Mutex<Queue>,
     available: Condvar,
+    /// `queue.jobs.len()`, readable without the lock by spinning threads. Written under it.
+    len: AtomicUsize,
+    /// Threads looking for work without sleeping. A push wakes a sleeper only when the queued
+    /// jobs outnumber the spinners (each spinner takes one): a spinner re-checks the queue
+    /// under the lock after leaving this count, so it either takes a job or is counted idle
+    /// before the pusher looks.
+    spinning: AtomicUsize,
     live_threads: AtomicUsize,
     runtime: tokio::runtime::Handle,
 }
+
+/// At most this many threads spin at once; the rest sleep at once.
+const MAX_SPINNERS: usize = 2;
+/// Spin steps before sleeping: 2^0..2^5 pause loops, then `yield_now`s (crossbeam's backoff).
+const SPIN_STEPS: u32 = 30;
 
 impl BlockingPool {
     /// Starts `threads` threads named `<name>-<n>`. On failure, threads already started exit.
@@ -160,6 +172,8 @@ impl BlockingPool {
                 closed: false,
             }),
             available: Condvar::new(),
+            len: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
             live_threads: AtomicUsize::new(0),
             runtime,
         });
@@ -199,7 +213,10 @@ impl BlockingPool {
     pub(crate) fn push(&self, job: Arc<dyn PoolJob>) {
         let mut q = lock(&self.queue);
         q.jobs.push_back(job);
-        let wake = q.idle > 0;
+        self.len.store(q.jobs.len(), Ordering::Release);
+        // A spinner takes one job: wake a sleeper when queued jobs outnumber the spinners.
+        // SeqCst pairs with the spinner's SeqCst decrement: see `spinning`.
+        let wake = q.idle > 0 && q.jobs.len() > self.spinning.load(Ordering::SeqCst);
         drop(q);
         if wake {
             self.available.notify_one();
@@ -224,6 +241,7 @@ impl BlockingPool {
                 }
                 q.jobs = kept;
                 q.tombstones = 0;
+                self.len.store(q.jobs.len(), Ordering::Release);
                 swept
             } else {
                 Vec::new()
@@ -248,24 +266,60 @@ impl BlockingPool {
     }
 
     fn next_job(&self) -> Option<Arc<dyn PoolJob>> {
-        let mut q = lock(&self.queue);
         loop {
-            if let Some(job) = q.jobs.pop_front() {
-                if job.header().is_decided() {
-                    q.tombstones = q.tombstones.saturating_sub(1);
-                    continue;
+            {
+                let mut q = lock(&self.queue);
+                while let Some(job) = q.jobs.pop_front() {
+                    self.len.store(q.jobs.len(), Ordering::Release);
+                    if job.header().is_decided() {
+                        q.tombstones = q.tombstones.saturating_sub(1);
+                        continue;
+                    }
+                    return Some(job);
                 }
-                return Some(job);
+                if q.closed {
+                    return None;
+                }
             }
-            if q.closed {
-                return None;
+            // Empty. Spin briefly before sleeping: a job that arrives within microseconds
+            // (fan-outs, round trips) is taken without a futex wake on either side.
+            if self.spin_for_work() {
+                continue;
             }
-            q.idle += 1;
-            q = self
-                .available
-                .wait(q)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            q.idle -= 1;
+            let mut q = lock(&self.queue);
+            if q.jobs.is_empty() && !q.closed {
+                q.idle += 1;
+                q = self
+                    .available
+                    .wait(q)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                q.idle -= 1;
+            }
         }
+    }
+
+    /// Spins until work shows up (true) or the backoff is spent (false). Leaves the spinning
+    /// count before returning, so the caller re-checks under the lock.
+    fn spin_for_work(&self) -> bool {
+        if self.spinning.fetch_add(1, Ordering::SeqCst) >= MAX_SPINNERS {
+            self.spinning.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        let mut found = false;
+        for step in 0..SPIN_STEPS {
+            if step < 6 {
+                for _ in 0..(1u32 << step) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            if self.len.load(Ordering::Acquire) > 0 {
+                found = true;
+                break;
+            }
+        }
+        self.spinning.fetch_sub(1, Ordering::SeqCst);
+        found
     }
 }

@@ -84,20 +84,45 @@ pub(crate) enum Outcome {
 /// Relaxed atomics throughout: they are statistics. A caller that has observed a task's
 /// result also observes its counts, because `count_decided` runs before the result is
 /// published under the cell's lock.
+///
+/// Grouped by who writes them, each group on its own cache lines: submitters, runners and
+/// the gauges both touch would otherwise invalidate each other's lines on every task.
 #[derive(Default)]
 pub(crate) struct Counters {
+    submit: Padded<SubmitCounters>,
+    outcomes: Padded<OutcomeCounters>,
+    in_flight: Padded<AtomicUsize>,
+    queued: Padded<AtomicUsize>,
+    active: Padded<AtomicUsize>,
+}
+
+#[derive(Default)]
+struct SubmitCounters {
     submitted: AtomicU64,
+    rejected_queue_full: AtomicU64,
+    rejected_wait_timeout: AtomicU64,
+    rejected_shutting_down: AtomicU64,
+    waiting: AtomicUsize,
+}
+
+#[derive(Default)]
+struct OutcomeCounters {
     completed: AtomicU64,
     panicked: AtomicU64,
     cancelled: AtomicU64,
     abandoned: AtomicU64,
-    rejected_queue_full: AtomicU64,
-    rejected_wait_timeout: AtomicU64,
-    rejected_shutting_down: AtomicU64,
-    in_flight: AtomicUsize,
-    queued: AtomicUsize,
-    active: AtomicUsize,
-    waiting: AtomicUsize,
+}
+
+/// Keeps its content on cache lines of its own (128 bytes: adjacent-line prefetch pairs lines).
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 pub(crate) struct DispatcherCore {
@@ -165,7 +190,10 @@ impl DispatcherCore {
 
     /// The admission decision for one submission: counted here, once.
     fn admitted(&self, decision: Result<(), RejectReason>) -> Result<(), RejectReason> {
-        self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .submit
+            .submitted
+            .fetch_add(1, Ordering::Relaxed);
         self.metrics.submitted.increment(1);
         match decision {
             Ok(()) => {
@@ -178,15 +206,15 @@ impl DispatcherCore {
             Err(reason) => {
                 let (counter, metric) = match reason {
                     RejectReason::QueueFull { .. } => (
-                        &self.counters.rejected_queue_full,
+                        &self.counters.submit.rejected_queue_full,
                         &self.metrics.rejected_queue_full,
                     ),
                     RejectReason::WaitTimeout { .. } => (
-                        &self.counters.rejected_wait_timeout,
+                        &self.counters.submit.rejected_wait_timeout,
                         &self.metrics.rejected_wait_timeout,
                     ),
                     RejectReason::ShuttingDown => (
-                        &self.counters.rejected_shutting_down,
+                        &self.counters.submit.rejected_shutting_down,
                         &self.metrics.rejected_shutting_down,
                     ),
                 };
@@ -208,10 +236,18 @@ impl DispatcherCore {
         struct Waiting<'a>(&'a DispatcherCore, bool);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                self.0.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.0
+                    .counters
+                    .submit
+                    .waiting
+                    .fetch_sub(1, Ordering::Relaxed);
                 if !self.1 {
                     // Dropped before a decision: a cancelled submission.
-                    self.0.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                    self.0
+                        .counters
+                        .submit
+                        .submitted
+                        .fetch_add(1, Ordering::Relaxed);
                     self.0.metrics.submitted.increment(1);
                     self.0.count_cancelled(false);
                 }
@@ -220,7 +256,7 @@ impl DispatcherCore {
         if let ok @ Ok(()) = self.admission.try_admit() {
             return self.admitted(ok);
         }
-        self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+        self.counters.submit.waiting.fetch_add(1, Ordering::Relaxed);
         let mut waiting = Waiting(self, false);
         let decision = self.admission.admit(&self.registry.cpu).await;
         waiting.1 = true;
@@ -344,11 +380,17 @@ impl DispatcherCore {
     pub(crate) fn count_decided(&self, header: &Header, outcome: Outcome, was_queued: bool) {
         match outcome {
             Outcome::Ok => {
-                self.counters.completed.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .outcomes
+                    .completed
+                    .fetch_add(1, Ordering::Relaxed);
                 self.metrics.finished_ok.increment(1);
             }
             Outcome::Panicked => {
-                self.counters.panicked.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .outcomes
+                    .panicked
+                    .fetch_add(1, Ordering::Relaxed);
                 self.metrics.finished_panicked.increment(1);
             }
             Outcome::Cancelled { abandoned } => self.count_cancelled(abandoned),
@@ -367,10 +409,16 @@ impl DispatcherCore {
     }
 
     fn count_cancelled(&self, abandoned: bool) {
-        self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .outcomes
+            .cancelled
+            .fetch_add(1, Ordering::Relaxed);
         self.metrics.finished_cancelled.increment(1);
         if abandoned {
-            self.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .outcomes
+                .abandoned
+                .fetch_add(1, Ordering::Relaxed);
             self.metrics.abandoned.increment(1);
         }
     }
@@ -438,16 +486,16 @@ impl DispatcherCore {
             queued: c.queued.load(Ordering::Relaxed),
             active: c.active.load(Ordering::Relaxed),
             in_flight: c.in_flight.load(Ordering::Relaxed),
-            waiting: c.waiting.load(Ordering::Relaxed),
-            submitted: c.submitted.load(Ordering::Relaxed),
-            completed: c.completed.load(Ordering::Relaxed),
-            panicked: c.panicked.load(Ordering::Relaxed),
-            cancelled: c.cancelled.load(Ordering::Relaxed),
-            abandoned: c.abandoned.load(Ordering::Relaxed),
+            waiting: c.submit.waiting.load(Ordering::Relaxed),
+            submitted: c.submit.submitted.load(Ordering::Relaxed),
+            completed: c.outcomes.completed.load(Ordering::Relaxed),
+            panicked: c.outcomes.panicked.load(Ordering::Relaxed),
+            cancelled: c.outcomes.cancelled.load(Ordering::Relaxed),
+            abandoned: c.outcomes.abandoned.load(Ordering::Relaxed),
             rejected: RejectedCounts {
-                queue_full: c.rejected_queue_full.load(Ordering::Relaxed),
-                wait_timeout: c.rejected_wait_timeout.load(Ordering::Relaxed),
-                shutting_down: c.rejected_shutting_down.load(Ordering::Relaxed),
+                queue_full: c.submit.rejected_queue_full.load(Ordering::Relaxed),
+                wait_timeout: c.submit.rejected_wait_timeout.load(Ordering::Relaxed),
+                shutting_down: c.submit.rejected_shutting_down.load(Ordering::Relaxed),
             },
         }
     }

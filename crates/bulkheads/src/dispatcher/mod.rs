@@ -346,6 +346,8 @@ enum JoinState<T> {
     Attached(Arc<dyn Joinable<T>>),
     /// Rejected at submission: the error waits to be awaited.
     Rejected(Option<DispatchError>),
+    /// The result was returned: nothing left to detach or abort.
+    Done,
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -376,7 +378,7 @@ impl<T: Send + 'static> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         match &self.state {
             JoinState::Attached(task) => task.is_finished(),
-            JoinState::Rejected(_) => true,
+            JoinState::Rejected(_) | JoinState::Done => true,
         }
     }
 }
@@ -405,13 +407,17 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, DispatchError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            JoinState::Attached(task) => task.poll_join(cx),
+        let ready = match &mut self.state {
+            JoinState::Attached(task) => std::task::ready!(task.poll_join(cx)),
             JoinState::Rejected(err) => match err.take() {
-                Some(e) => Poll::Ready(Err(e)),
+                Some(e) => Err(e),
                 None => panic!("bulkheads::JoinHandle polled after it returned Ready"),
             },
-        }
+            JoinState::Done => panic!("bulkheads::JoinHandle polled after it returned Ready"),
+        };
+        // The result is out: dropping the handle now has nothing to detach.
+        self.state = JoinState::Done;
+        Poll::Ready(ready)
     }
 }
 
