@@ -143,10 +143,11 @@ pub(crate) struct BlockingPool {
     available: Condvar,
     /// `queue.jobs.len()`, readable without the lock by spinning threads. Written under it.
     len: AtomicUsize,
-    /// Threads looking for work without sleeping. A push wakes a sleeper only when the queued
-    /// jobs outnumber the spinners (each spinner takes one): a spinner re-checks the queue
-    /// under the lock after leaving this count, so it either takes a job or is counted idle
-    /// before the pusher looks.
+    /// Threads looking for work without sleeping. A push wakes a sleeper only when nobody
+    /// spins, and a thread that pops a job wakes a sleeper when the jobs left outnumber the
+    /// spinners (each spinner takes one): so a job is never stranded behind a sleeping thread.
+    /// A spinner re-checks the queue under the lock after leaving this count, so it either
+    /// takes a job or is counted idle before a pusher or popper looks.
     spinning: AtomicUsize,
     live_threads: AtomicUsize,
     runtime: tokio::runtime::Handle,
@@ -214,9 +215,10 @@ impl BlockingPool {
         let mut q = lock(&self.queue);
         q.jobs.push_back(job);
         self.len.store(q.jobs.len(), Ordering::Release);
-        // A spinner takes one job: wake a sleeper when queued jobs outnumber the spinners.
+        // A spinner will take it; otherwise wake a sleeper. Further jobs that one spinner
+        // cannot take are passed on by `next_job` when it pops (see there).
         // SeqCst pairs with the spinner's SeqCst decrement: see `spinning`.
-        let wake = q.idle > 0 && q.jobs.len() > self.spinning.load(Ordering::SeqCst);
+        let wake = q.idle > 0 && self.spinning.load(Ordering::SeqCst) == 0;
         drop(q);
         if wake {
             self.available.notify_one();
@@ -274,6 +276,13 @@ impl BlockingPool {
                     if job.header().is_decided() {
                         q.tombstones = q.tombstones.saturating_sub(1);
                         continue;
+                    }
+                    // Pass work on: more jobs wait than spinners will take, and someone sleeps.
+                    let pass_on =
+                        q.idle > 0 && q.jobs.len() > self.spinning.load(Ordering::SeqCst);
+                    drop(q);
+                    if pass_on {
+                        self.available.notify_one();
                     }
                     return Some(job);
                 }
