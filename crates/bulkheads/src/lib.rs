@@ -69,14 +69,16 @@ mod registry;
 mod sync;
 
 pub use crate::dispatcher::blocking::BlockingConfig;
+pub use crate::dispatcher::limited::{BATCH, LimitedConfig};
 pub use crate::dispatcher::runtime::RuntimeConfig;
 pub use crate::dispatcher::{
-    Dispatcher, JoinHandle, Kind, RejectedCounts, Stats, TaskBuilder, TaskId, TaskInfo,
+    AdmissionConfig, Dispatcher, JoinHandle, Kind, RejectedCounts, Stats, TaskBuilder, TaskId,
+    TaskInfo,
 };
 pub use crate::error::{
     ConfigError, ConfigProblem, DispatchError, PanicPayload, RejectReason, UnknownDispatcher,
 };
 pub use crate::failure::{Failure, FailureKind};
 pub use crate::registry::{
-    CANCEL_GRACE, CPU, DispatcherReport, Dispatchers, DispatchersBuilder, ShutdownReport,
+    CANCEL_GRACE, CPU, DispatcherReport, Dispatchers, DispatchersBuilder, MAIN, ShutdownReport,
 };

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::dispatcher::blocking::BlockingPool;
 use crate::dispatcher::core::{DispatcherCore, Executor, RegistryShared};
-use crate::dispatcher::{Dispatcher, Kind, Stats, admission::Admission, runtime};
+use crate::dispatcher::limited::{LimitedConfig, LimitedView};
+use crate::dispatcher::{AdmissionConfig, Dispatcher, Kind, Stats, runtime};
 use crate::error::{ConfigError, ConfigProblem, UnknownDispatcher};
 use crate::failure::{Failure, FailureHandler};
 use crate::sync::lock;
@@ -18,6 +19,9 @@ use crate::{BlockingConfig, RuntimeConfig};
 
 /// The name of the shared CPU pool, always present.
 pub const CPU: &str = "cpu";
+
+/// The base name that means the Tokio runtime current when the registry is built.
+pub const MAIN: &str = "main";
 
 /// How long shutdown waits, after its deadline, for cancelled async work to reach its next
 /// `.await`; work still running after that is reported as abandoned.
@@ -74,6 +78,7 @@ impl fmt::Debug for Dispatchers {
 enum Spec {
     Blocking(BlockingConfig),
     Runtime(RuntimeConfig),
+    Limited { base: String, config: LimitedConfig },
 }
 
 /// Builds a [`Dispatchers`]; see [`Dispatchers::builder`]. Every problem is reported at
@@ -148,28 +153,27 @@ impl Dispatchers {
         }
         let started = Instant::now();
         let until = tokio::time::Instant::now() + deadline;
-        for d in &self.order {
-            d.core.close();
-        }
+        let order = self.shutdown_order();
+        // Dependents first: a view closes and drains while its base still serves it.
         let mut drained = true;
-        for d in &self.order {
+        for d in &order {
+            d.core.close();
             drained &= d.core.drained_by(until).await;
         }
         if !drained {
-            for d in &self.order {
+            for d in &order {
                 d.core.cancel_all();
             }
             let grace = tokio::time::Instant::now() + CANCEL_GRACE;
-            for d in &self.order {
+            for d in &order {
                 if !d.core.drained_by(grace).await {
                     d.core.abandon_all();
                 }
             }
         }
-        self.stop_executors();
+        self.stop_executors(&order);
         let report = ShutdownReport {
-            dispatchers: self
-                .order
+            dispatchers: order
                 .iter()
                 .map(|d| DispatcherReport::from_stats(d.stats()))
                 .collect(),
@@ -180,7 +184,18 @@ impl Dispatchers {
         report
     }
 
-    fn stop_executors(&self) {
+    /// Ad-hoc views (newest first), then the declared dispatchers (views before bases, `cpu`
+    /// last).
+    fn shutdown_order(&self) -> Vec<Dispatcher> {
+        let mut order = self.cpu.core.registry.adopted();
+        order.extend(self.order.iter().cloned());
+        order
+    }
+
+    fn stop_executors(&self, order: &[Dispatcher]) {
+        for d in order {
+            d.core.stop_executor();
+        }
         for pool in &self.pools {
             pool.close();
         }
@@ -194,13 +209,14 @@ impl Drop for Dispatchers {
         if lock(&self.finished).is_some() {
             return;
         }
-        for d in &self.order {
+        let order = self.shutdown_order();
+        for d in &order {
             d.core.close();
         }
-        for d in &self.order {
+        for d in &order {
             d.core.cancel_all();
         }
-        self.stop_executors();
+        self.stop_executors(&order);
     }
 }
 
@@ -215,6 +231,37 @@ impl DispatchersBuilder {
     /// Adds a `blocking` dispatcher: a fixed pool of OS threads named `<name>-<n>`.
     pub fn blocking(mut self, name: impl Into<String>, config: BlockingConfig) -> Self {
         self.specs.push((name.into(), Spec::Blocking(config)));
+        self
+    }
+
+    /// Adds a `limited` dispatcher: a view over `base` (`"cpu"`, `"main"` — the Tokio runtime
+    /// current when the registry is built — or another dispatcher) that runs at most
+    /// `parallelism` of its tasks at once and owns no threads. The third argument is a
+    /// parallelism or a full [`LimitedConfig`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), bulkheads::ConfigError> {
+    /// use bulkheads::{Dispatchers, LimitedConfig};
+    /// let d = Dispatchers::builder()
+    ///     .limited("thumbnails", "cpu", 2)
+    ///     .limited("reports", "cpu", LimitedConfig::parallelism(1).max_concurrent(8).queue(32))
+    ///     .build()?;
+    /// assert_eq!(d.get("thumbnails").unwrap().stats().parallelism, Some(2));
+    /// # Ok(()) }
+    /// ```
+    pub fn limited(
+        mut self,
+        name: impl Into<String>,
+        base: impl Into<String>,
+        config: impl Into<LimitedConfig>,
+    ) -> Self {
+        self.specs.push((
+            name.into(),
+            Spec::Limited {
+                base: base.into(),
+                config: config.into(),
+            },
+        ));
         self
     }
 
@@ -280,18 +327,100 @@ impl DispatchersBuilder {
                         1,
                         RuntimeConfig::MAX_WORKERS,
                     );
+                    check_admission(&mut problems, &key, &c.admission);
+                }
+                Spec::Limited { base, config } => {
+                    check_range(
+                        &mut problems,
+                        &format!("{key}.parallelism"),
+                        config.parallelism,
+                        1,
+                        LimitedConfig::MAX_PARALLELISM,
+                    );
+                    check_admission(&mut problems, &key, &config.admission);
+                    let known =
+                        base == CPU || base == MAIN || self.specs.iter().any(|(n, _)| n == base);
+                    if !known {
+                        let mut valid: Vec<&str> = vec![CPU, MAIN];
+                        valid.extend(
+                            self.specs
+                                .iter()
+                                .map(|(n, _)| n.as_str())
+                                .filter(|n| n != name),
+                        );
+                        problems.push(ConfigProblem::new(
+                            format!("{key}.base"),
+                            format!("unknown base '{base}'; valid bases: {}", valid.join(", ")),
+                        ));
+                    }
                 }
             }
+        }
+        for cycle in self.view_cycles() {
+            problems.push(ConfigProblem::new(
+                format!("dispatchers.{}.base", cycle[0]),
+                format!(
+                    "views form a cycle: {}; a view's base must lead to cpu, main, a blocking pool or a runtime",
+                    cycle.join(" -> ")
+                ),
+            ));
         }
         problems
     }
 
-    /// Validates everything, then starts every thread and runtime. On error nothing keeps
-    /// running.
+    /// Each cycle of views through their bases, once, starting at its smallest name.
+    fn view_cycles(&self) -> Vec<Vec<String>> {
+        let base_of = |name: &str| {
+            self.specs.iter().find_map(|(n, spec)| match spec {
+                Spec::Limited { base, .. } if n == name => Some(base.as_str()),
+                _ => None,
+            })
+        };
+        let mut cycles: Vec<Vec<String>> = Vec::new();
+        for (start, _) in &self.specs {
+            let mut path = vec![start.as_str()];
+            let mut at = start.as_str();
+            while let Some(next) = base_of(at) {
+                if let Some(i) = path.iter().position(|p| *p == next) {
+                    let mut cycle: Vec<String> = path[i..].iter().map(|s| s.to_string()).collect();
+                    let min = (0..cycle.len()).min_by_key(|&k| &cycle[k]).unwrap_or(0);
+                    cycle.rotate_left(min);
+                    cycle.push(cycle[0].clone());
+                    if !cycles.contains(&cycle) {
+                        cycles.push(cycle);
+                    }
+                    break;
+                }
+                path.push(next);
+                at = next;
+            }
+        }
+        cycles
+    }
+
+    /// Validates everything, then starts every thread and runtime, bases before the views over
+    /// them. On error nothing keeps running.
     pub fn build(self) -> Result<Dispatchers, ConfigError> {
         let problems = self.validate();
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
+        }
+        // `main` is the runtime current now; a view over it needs one.
+        let main = tokio::runtime::Handle::try_current().ok();
+        let no_main: Vec<ConfigProblem> = self
+            .specs
+            .iter()
+            .filter(|(_, spec)| matches!(spec, Spec::Limited { base, .. } if base == MAIN))
+            .filter(|_| main.is_none())
+            .map(|(name, _)| {
+                ConfigProblem::new(
+                    format!("dispatchers.{name}.base"),
+                    "'main' is the Tokio runtime current when the registry is built, and there is none: build inside a runtime, or use 'cpu'",
+                )
+            })
+            .collect();
+        if !no_main.is_empty() {
+            return Err(ConfigError::Invalid(no_main));
         }
         crate::metrics::describe();
         let cpu_threads = self.cpu_threads.unwrap_or_else(|| {
@@ -309,7 +438,7 @@ impl DispatchersBuilder {
         let cpu = Dispatcher::new(Arc::new(DispatcherCore::new(
             CPU.into(),
             Kind::Runtime,
-            Admission::unbounded(),
+            AdmissionConfig::default(),
             Executor::Tokio(cpu_handle),
             shared.clone(),
         )));
@@ -322,7 +451,19 @@ impl DispatchersBuilder {
             pools: Vec::new(),
             finished: Mutex::new(None),
         };
-        for (name, spec) in self.specs {
+        registry.by_name.insert(CPU.into(), cpu.clone());
+        // Bases first: validation ruled out cycles, so every pass builds at least one.
+        let mut pending = self.specs;
+        let mut built_order = Vec::new();
+        while !pending.is_empty() {
+            let ready = pending.iter().position(|(_, spec)| match spec {
+                Spec::Limited { base, .. } => {
+                    base == MAIN || registry.by_name.contains_key(base.as_str())
+                }
+                _ => true,
+            });
+            let Some(i) = ready else { break };
+            let (name, spec) = pending.remove(i);
             let name: Arc<str> = name.into();
             let core = match spec {
                 Spec::Blocking(c) => {
@@ -333,7 +474,11 @@ impl DispatchersBuilder {
                     DispatcherCore::new(
                         name.clone(),
                         Kind::Blocking,
-                        Admission::bounded(c.threads + c.queue, c.max_wait),
+                        AdmissionConfig {
+                            max_concurrent: None,
+                            queue: c.queue,
+                            max_wait: c.max_wait,
+                        },
                         Executor::Pool(pool),
                         shared.clone(),
                     )
@@ -345,23 +490,65 @@ impl DispatchersBuilder {
                     DispatcherCore::new(
                         name.clone(),
                         Kind::Runtime,
-                        Admission::unbounded(),
+                        c.admission,
                         Executor::Tokio(handle),
+                        shared.clone(),
+                    )
+                }
+                Spec::Limited { base, config } => {
+                    let base_executor = match (base.as_str(), &main) {
+                        (MAIN, Some(handle)) => Executor::Tokio(handle.clone()),
+                        (b, _) => match registry.by_name.get(b) {
+                            Some(d) => d.core.executor.clone(),
+                            None => break, // unreachable after validation; leaves it pending
+                        },
+                    };
+                    DispatcherCore::new(
+                        name.clone(),
+                        Kind::Limited,
+                        config.admission,
+                        Executor::View(LimitedView::new(config.parallelism, base_executor)),
                         shared.clone(),
                     )
                 }
             };
             let d = Dispatcher::new(Arc::new(core));
-            registry.order.push(d.clone());
+            built_order.push(d.clone());
             registry.by_name.insert(name, d);
         }
-        registry.order.push(cpu.clone());
-        registry.by_name.insert(CPU.into(), cpu);
+        // Shutdown order: views before their bases, `cpu` last.
+        built_order.reverse();
+        built_order.push(cpu);
+        registry.order = built_order;
         // The cpu runtime serves the others (timers, pinned futures): shut down last.
         runtimes.rotate_left(1);
         *lock(&registry.runtimes) = runtimes;
         Ok(registry)
     }
+}
+
+fn check_admission(problems: &mut Vec<ConfigProblem>, key: &str, a: &AdmissionConfig) {
+    match a.max_concurrent {
+        Some(n) => check_range(
+            problems,
+            &format!("{key}.max_concurrent"),
+            n,
+            1,
+            BlockingConfig::MAX_QUEUE,
+        ),
+        None if a.queue > 0 => problems.push(ConfigProblem::new(
+            format!("{key}.queue"),
+            "needs max_concurrent: the queue holds tasks admitted beyond the in-flight cap",
+        )),
+        None => {}
+    }
+    check_range(
+        problems,
+        &format!("{key}.queue"),
+        a.queue,
+        0,
+        BlockingConfig::MAX_QUEUE,
+    );
 }
 
 fn check_range(problems: &mut Vec<ConfigProblem>, key: &str, got: usize, min: usize, max: usize) {
@@ -389,7 +576,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
             "invalid character {bad:?} in dispatcher name '{name}'; use a-z, 0-9, '_' and '-'"
         ));
     }
-    if name == CPU || name == "main" {
+    if name == CPU || name == MAIN {
         return Err(format!(
             "'{name}' is reserved (the shared cpu pool, the current runtime); choose another name"
         ));

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::task::{Completion, LiveTask, TaskCell, TaskFuture};
+use super::task::{Completion, TaskCell, TaskFuture};
 use crate::sync::lock;
 
 /// Configuration of a `blocking` dispatcher: a fixed pool of OS threads with a bounded queue.
@@ -74,9 +74,11 @@ pub(crate) struct Closure<F>(pub F);
 /// A future waiting in a pool queue, to be driven to its end on one pool thread.
 pub(crate) struct Pinned<F>(pub F);
 
-/// A task a pool thread can run.
-pub(crate) trait PoolJob: LiveTask {
+/// What a pool thread can run: a task, or a view's worker.
+pub(crate) trait PoolJob: Send + Sync {
     fn run(self: Arc<Self>, pool: &BlockingPool);
+    /// A cancelled task left in the queue: skipped and swept.
+    fn is_tombstone(&self) -> bool;
 }
 
 impl<F, T> PoolJob for TaskCell<Closure<F>, T>
@@ -84,6 +86,10 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    fn is_tombstone(&self) -> bool {
+        self.header().is_decided()
+    }
+
     fn run(self: Arc<Self>, _pool: &BlockingPool) {
         let header = self.header();
         if !header.try_start() {
@@ -113,6 +119,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    fn is_tombstone(&self) -> bool {
+        self.header().is_decided()
+    }
+
     fn run(self: Arc<Self>, pool: &BlockingPool) {
         let header = self.header();
         if !header.try_start() {
@@ -124,7 +134,7 @@ where
         };
         // Pinned to this thread until it ends; the cpu runtime's drivers serve its IO and timers.
         pool.runtime
-            .block_on(TaskFuture::new(self.clone(), fut, Some(started_at)));
+            .block_on(TaskFuture::new(self.clone(), fut, Some(started_at), None));
     }
 }
 
@@ -150,6 +160,7 @@ pub(crate) struct BlockingPool {
     /// takes a job or is counted idle before a pusher or popper looks.
     spinning: AtomicUsize,
     live_threads: AtomicUsize,
+    threads: usize,
     runtime: tokio::runtime::Handle,
 }
 
@@ -176,6 +187,7 @@ impl BlockingPool {
             len: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             live_threads: AtomicUsize::new(0),
+            threads,
             runtime,
         });
         // Each thread reports once it runs (and so carries its OS name), so that when the
@@ -207,6 +219,16 @@ impl BlockingPool {
         Ok(pool)
     }
 
+    /// The runtime whose drivers serve futures run on this pool.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
+    /// Threads the pool was built with.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
     pub(crate) fn live_threads(&self) -> usize {
         self.live_threads.load(Ordering::Relaxed)
     }
@@ -235,7 +257,7 @@ impl BlockingPool {
                 let mut swept = Vec::new();
                 let mut kept = VecDeque::with_capacity(q.jobs.len());
                 for job in q.jobs.drain(..) {
-                    if job.header().is_decided() {
+                    if job.is_tombstone() {
                         swept.push(job);
                     } else {
                         kept.push_back(job);
@@ -273,13 +295,12 @@ impl BlockingPool {
                 let mut q = lock(&self.queue);
                 while let Some(job) = q.jobs.pop_front() {
                     self.len.store(q.jobs.len(), Ordering::Release);
-                    if job.header().is_decided() {
+                    if job.is_tombstone() {
                         q.tombstones = q.tombstones.saturating_sub(1);
                         continue;
                     }
                     // Pass work on: more jobs wait than spinners will take, and someone sleeps.
-                    let pass_on =
-                        q.idle > 0 && q.jobs.len() > self.spinning.load(Ordering::SeqCst);
+                    let pass_on = q.idle > 0 && q.jobs.len() > self.spinning.load(Ordering::SeqCst);
                     drop(q);
                     if pass_on {
                         self.available.notify_one();

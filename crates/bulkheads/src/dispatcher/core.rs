@@ -14,9 +14,10 @@ use tokio::sync::Notify;
 
 use super::admission::Admission;
 use super::blocking::BlockingPool;
+use super::limited::LimitedView;
 use super::live::LiveSet;
 use super::task::{ClosureFuture, Header, TaskCell, TaskFuture, TaskId, TaskMeta, WorkKind};
-use super::{JoinHandle, Kind, RejectedCounts, Stats};
+use super::{AdmissionConfig, JoinHandle, Kind, RejectedCounts, Stats};
 use crate::error::{DispatchError, RejectReason};
 use crate::failure::{self, Failure, FailureHandler};
 use crate::metrics::DispatcherMetrics;
@@ -24,6 +25,8 @@ use crate::metrics::DispatcherMetrics;
 /// What a whole registry shares with each of its dispatchers.
 pub(crate) struct RegistryShared {
     pub failure_handler: Option<FailureHandler>,
+    /// Views made with `Dispatcher::limited`, so shutdown drains and reports them too.
+    adopted: std::sync::Mutex<Vec<std::sync::Weak<DispatcherCore>>>,
     next_task_id: AtomicU64,
     /// The cpu runtime: its clock measures admission waits and its drivers serve futures
     /// pinned to blocking pools. Shut down last.
@@ -34,6 +37,7 @@ impl RegistryShared {
     pub(crate) fn new(failure_handler: Option<FailureHandler>, cpu: Handle) -> Self {
         RegistryShared {
             failure_handler,
+            adopted: std::sync::Mutex::new(Vec::new()),
             next_task_id: AtomicU64::new(1),
             cpu,
         }
@@ -44,17 +48,37 @@ impl RegistryShared {
         TaskId(self.next_task_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Keeps track of an ad-hoc view; a registry already shutting down closes it at once.
+    pub(crate) fn adopt(&self, d: &super::Dispatcher) {
+        let mut adopted = crate::sync::lock(&self.adopted);
+        adopted.retain(|w| w.strong_count() > 0);
+        adopted.push(Arc::downgrade(&d.core));
+    }
+
+    /// The ad-hoc views still alive, newest first (a view of a view before its parent).
+    pub(crate) fn adopted(&self) -> Vec<super::Dispatcher> {
+        crate::sync::lock(&self.adopted)
+            .iter()
+            .rev()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(super::Dispatcher::new)
+            .collect()
+    }
+
     pub(crate) fn report_failure(&self, failure: &Failure) {
         failure::report(self.failure_handler.as_ref(), failure);
     }
 }
 
 /// How a dispatcher kind runs work.
+#[derive(Clone)]
 pub(crate) enum Executor {
     /// A fixed pool of OS threads with its own queue.
     Pool(Arc<BlockingPool>),
-    /// Tasks on a Tokio runtime (the cpu pool, or a dedicated runtime).
+    /// Tasks on a Tokio runtime (the cpu pool, a dedicated runtime, or `main`).
     Tokio(Handle),
+    /// Tasks of a limited-parallelism view, run by its workers on its base.
+    View(Arc<LimitedView>),
 }
 
 impl Executor {
@@ -69,8 +93,25 @@ impl Executor {
         match self {
             Executor::Pool(pool) => pool.live_threads(),
             Executor::Tokio(handle) => handle.metrics().num_workers(),
+            Executor::View(_) => 0,
         }
     }
+
+    /// Runs a task future (not a pool's: those wait in the pool's queue).
+    fn spawn_task<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
+        match self {
+            // Tokio's own handle is not kept: our cell is the task's identity.
+            Executor::Tokio(handle) => drop(handle.spawn(fut)),
+            Executor::View(view) => view.spawn(fut),
+            Executor::Pool(_) => unreachable_pool(),
+        }
+    }
+}
+
+#[cold]
+fn unreachable_pool() {
+    // `spawn_future`/`spawn_closure` route pool work to the pool's queue before this.
+    tracing::error!(target: "bulkheads", "internal: pool work sent to spawn_task");
 }
 
 /// How a decided task ended, for the counters.
@@ -133,6 +174,9 @@ pub(crate) struct DispatcherCore {
     pub registry: Arc<RegistryShared>,
     pub metrics: DispatcherMetrics,
     pub live: LiveSet,
+    /// The in-flight cap (`max_concurrent`) of a runtime or a view: tasks pass it before
+    /// they start. `None` for pools (their threads are the cap) and uncapped dispatchers.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
     counters: Counters,
     /// Woken whenever `in_flight` drops to zero while `draining`.
     idle: Notify,
@@ -143,11 +187,22 @@ impl DispatcherCore {
     pub(crate) fn new(
         name: Arc<str>,
         kind: Kind,
-        admission: Admission,
+        admission: AdmissionConfig,
         executor: Executor,
         registry: Arc<RegistryShared>,
     ) -> Self {
         let metrics = DispatcherMetrics::register(&name);
+        let (admission, gate) = match (&executor, admission.max_concurrent) {
+            (Executor::Pool(pool), _) => (
+                Admission::bounded(pool.threads() + admission.queue, admission.max_wait),
+                None,
+            ),
+            (_, Some(cap)) => (
+                Admission::bounded(cap + admission.queue, admission.max_wait),
+                Some(Arc::new(tokio::sync::Semaphore::new(cap))),
+            ),
+            (_, None) => (Admission::unbounded(), None),
+        };
         let core = DispatcherCore {
             name,
             kind,
@@ -156,6 +211,7 @@ impl DispatcherCore {
             registry,
             metrics,
             live: LiveSet::new(),
+            gate,
             counters: Counters::default(),
             idle: Notify::new(),
             draining: AtomicBool::new(false),
@@ -293,10 +349,9 @@ impl DispatcherCore {
                 pool.push(cell.clone());
                 JoinHandle::attached(id, cell)
             }
-            Executor::Tokio(handle) => {
+            executor => {
                 let cell = self.register::<(), F::Output>(meta, WorkKind::Async, None);
-                // Tokio's own handle is not kept: our cell is the task's identity.
-                drop(handle.spawn(TaskFuture::new(cell.clone(), fut, None)));
+                executor.spawn_task(TaskFuture::new(cell.clone(), fut, None, self.gate.clone()));
                 JoinHandle::attached(id, cell)
             }
         }
@@ -322,9 +377,14 @@ impl DispatcherCore {
                 pool.push(cell.clone());
                 JoinHandle::attached(id, cell)
             }
-            Executor::Tokio(handle) => {
+            executor => {
                 let cell = self.register::<(), T>(meta, WorkKind::Blocking, None);
-                drop(handle.spawn(TaskFuture::new(cell.clone(), ClosureFuture::new(f), None)));
+                executor.spawn_task(TaskFuture::new(
+                    cell.clone(),
+                    ClosureFuture::new(f),
+                    None,
+                    self.gate.clone(),
+                ));
                 JoinHandle::attached(id, cell)
             }
         }
@@ -476,12 +536,24 @@ impl DispatcherCore {
         }
     }
 
+    /// Stops the executor's own machinery at the end of shutdown (a view drops what it still
+    /// queues; pools and runtimes are stopped by the registry, which owns them).
+    pub(crate) fn stop_executor(&self) {
+        if let Executor::View(view) = &self.executor {
+            view.close();
+        }
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         Stats {
             name: self.name.clone(),
             kind: self.kind,
             threads: self.executor.threads(),
+            parallelism: match &self.executor {
+                Executor::View(view) => Some(view.parallelism()),
+                _ => None,
+            },
             capacity: self.admission.capacity(),
             queued: c.queued.load(Ordering::Relaxed),
             active: c.active.load(Ordering::Relaxed),

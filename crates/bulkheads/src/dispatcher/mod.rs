@@ -13,6 +13,7 @@
 pub(crate) mod admission;
 pub(crate) mod blocking;
 pub(crate) mod core;
+pub(crate) mod limited;
 pub(crate) mod live;
 pub(crate) mod runtime;
 pub(crate) mod task;
@@ -75,6 +76,8 @@ pub enum Kind {
     Blocking,
     /// A dedicated Tokio runtime (the registry's `cpu` pool is one).
     Runtime,
+    /// A limited-parallelism view over a base; owns no threads.
+    Limited,
 }
 
 impl fmt::Display for Kind {
@@ -82,6 +85,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Blocking => "blocking",
             Kind::Runtime => "runtime",
+            Kind::Limited => "limited",
         })
     }
 }
@@ -104,6 +108,47 @@ impl Dispatcher {
     /// A snapshot of the dispatcher's gauges and counters.
     pub fn stats(&self) -> Stats {
         self.core.stats()
+    }
+
+    /// A view over this dispatcher that runs at most `parallelism` of its tasks at the same
+    /// instant. It costs no threads. A view of a view takes the smaller cap (its tasks count
+    /// against both). `parallelism` 0 is taken as 1. The view belongs to the registry: its
+    /// shutdown drains and reports it with the rest.
+    ///
+    /// *Parallelism is not concurrency*: a task suspended at `.await` holds no slot, so a view
+    /// of parallelism 2 can have thousands of tasks in flight. To cap those too, declare a
+    /// `limited` dispatcher with [`LimitedConfig::max_concurrent`](crate::LimitedConfig::max_concurrent).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let d = bulkheads::Dispatchers::builder().cpu_threads(2).build().unwrap();
+    /// use std::sync::Arc;
+    /// use tokio::sync::Notify;
+    ///
+    /// let one_at_a_time = d.cpu().limited(1);
+    /// // A task parked at an .await holds no slot...
+    /// let parked = Arc::new(Notify::new());
+    /// let p = parked.clone();
+    /// let waiter = one_at_a_time.spawn(async move { p.notified().await; "woken" });
+    /// // ...so a second task runs although the first is still in flight.
+    /// assert_eq!(one_at_a_time.run(async { 2 + 2 }).await.unwrap(), 4);
+    /// parked.notify_one();
+    /// assert_eq!(waiter.await.unwrap(), "woken");
+    /// # }
+    /// ```
+    pub fn limited(&self, parallelism: usize) -> Dispatcher {
+        let n = parallelism.max(1);
+        let core = &self.core;
+        let view = limited::LimitedView::new(n, core.executor.clone());
+        let d = Dispatcher::new(Arc::new(DispatcherCore::new(
+            format!("{}.limited({n})", core.name).into(),
+            Kind::Limited,
+            AdmissionConfig::default(),
+            self::core::Executor::View(view),
+            core.registry.clone(),
+        )));
+        core.registry.adopt(&d);
+        d
     }
 
     /// Names the next task, for dumps and failure reports.
@@ -441,8 +486,10 @@ pub struct Stats {
     pub name: Arc<str>,
     /// Its kind.
     pub kind: Kind,
-    /// OS threads it owns (pool threads or runtime workers).
+    /// OS threads it owns (pool threads or runtime workers); 0 for a view.
     pub threads: usize,
+    /// A view's parallelism; `None` for other kinds.
+    pub parallelism: Option<usize>,
     /// In-flight cap plus queue; `None` when unbounded.
     pub capacity: Option<usize>,
     /// Admitted, not started.
@@ -480,6 +527,24 @@ impl Stats {
                 + self.rejected.total()
                 + self.in_flight as u64
     }
+}
+
+/// Admission of a runtime or a view: an optional in-flight cap and a bounded queue behind it.
+/// (A blocking pool's in-flight cap is its thread count; see [`BlockingConfig`](crate::BlockingConfig).)
+///
+/// Capacity is `max_concurrent + queue`. When it is full, `spawn*` is rejected at once
+/// ([`RejectReason::QueueFull`](crate::RejectReason::QueueFull)) and `run*` waits up to
+/// `max_wait`, FIFO, then gets [`RejectReason::WaitTimeout`](crate::RejectReason::WaitTimeout).
+/// Admitted tasks beyond `max_concurrent` wait to start, in order. Without `max_concurrent`
+/// everything is admitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdmissionConfig {
+    /// Admitted, unfinished tasks at most (suspended ones count). `None`: no cap.
+    pub max_concurrent: Option<usize>,
+    /// Tasks admitted beyond `max_concurrent`, waiting to start.
+    pub queue: usize,
+    /// How long `run*` callers wait for room; zero rejects at once.
+    pub max_wait: std::time::Duration,
 }
 
 /// Rejections by reason.

@@ -21,6 +21,7 @@ use tokio::runtime::{Builder, Runtime};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
     pub(crate) workers: usize,
+    pub(crate) admission: super::AdmissionConfig,
 }
 
 impl RuntimeConfig {
@@ -29,7 +30,28 @@ impl RuntimeConfig {
 
     /// A runtime with `n` worker threads (1 to 1024).
     pub fn workers(n: usize) -> Self {
-        RuntimeConfig { workers: n }
+        RuntimeConfig {
+            workers: n,
+            admission: super::AdmissionConfig::default(),
+        }
+    }
+
+    /// Caps admitted, unfinished tasks at `n`; see [`AdmissionConfig`](super::AdmissionConfig).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.admission.max_concurrent = Some(n);
+        self
+    }
+
+    /// Tasks admitted beyond `max_concurrent`, waiting to start.
+    pub fn queue(mut self, n: usize) -> Self {
+        self.admission.queue = n;
+        self
+    }
+
+    /// How long `run*` callers wait for room when full.
+    pub fn max_wait(mut self, d: std::time::Duration) -> Self {
+        self.admission.max_wait = d;
+        self
     }
 }
 

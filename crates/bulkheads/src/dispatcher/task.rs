@@ -25,6 +25,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::core::{DispatcherCore, Outcome};
 use crate::error::{DispatchError, PanicPayload, panic_message};
@@ -375,6 +376,8 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
         core.release_slot();
         let work = self.take_work();
         drop_quietly(work);
+        // A runner waiting at its dispatcher's gate drops the work and leaves the gate's queue.
+        self.run_waker.wake();
         self.publish(Err(self.cancelled()));
         true
     }
@@ -490,15 +493,11 @@ impl<W: Send + 'static, T: Send + 'static> Joinable<T> for TaskCell<W, T> {
 
 /// What the live set and shutdown can do to any task.
 pub(crate) trait LiveTask: Send + Sync {
-    fn header(&self) -> &Header;
     fn cancel(&self);
     fn force_abandon(&self);
 }
 
 impl<W: Send + 'static, T: Send + 'static> LiveTask for TaskCell<W, T> {
-    fn header(&self) -> &Header {
-        &self.header
-    }
     fn cancel(&self) {
         TaskCell::cancel(self)
     }
@@ -524,6 +523,9 @@ pin_project_lite::pin_project! {
         fut: Option<F>,
         // When the work started; `None` until then.
         started: Option<Instant>,
+        // The in-flight cap of a runtime or view with `max_concurrent`: passed before start,
+        // held until the work ends.
+        gate: Option<Gate>,
         done: bool,
     }
 
@@ -558,12 +560,23 @@ where
     F: Future,
     F::Output: Send + 'static,
 {
-    /// `started` is the start instant when the caller already moved the task to `RUNNING`.
-    pub(crate) fn new(cell: Arc<TaskCell<W, F::Output>>, fut: F, started: Option<Instant>) -> Self {
+    /// `started` is the start instant when the caller already moved the task to `RUNNING`;
+    /// `gate` the in-flight cap to pass before starting, if any.
+    pub(crate) fn new(
+        cell: Arc<TaskCell<W, F::Output>>,
+        fut: F,
+        started: Option<Instant>,
+        gate: Option<Arc<Semaphore>>,
+    ) -> Self {
         TaskFuture {
             cell,
             fut: Some(fut),
             started,
+            gate: gate.map(|sem| Gate {
+                sem,
+                acquire: None,
+                permit: None,
+            }),
             done: false,
         }
     }
@@ -586,6 +599,22 @@ where
         let started_at = match *this.started {
             Some(at) => at,
             None => {
+                if let Some(gate) = this.gate.as_mut() {
+                    // Register first: a cancel while we wait at the gate wakes us.
+                    this.cell.run_waker.register(cx.waker());
+                    match gate.poll_pass(cx, header) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(true) => {}
+                        Poll::Ready(false) => {
+                            // Cancelled while waiting (the canceller decided it; this call
+                            // is then a no-op), or the gate is gone.
+                            let _ = this.cell.cancel_queued();
+                            *this.done = true;
+                            drop_pinned(this.fut);
+                            return Poll::Ready(());
+                        }
+                    }
+                }
                 if !header.try_start() {
                     // Cancelled while queued: the canceller decided it and freed its slot.
                     *this.done = true;
@@ -602,6 +631,7 @@ where
         if header.cancel_requested() {
             *this.done = true;
             drop_pinned(this.fut);
+            *this.gate = None;
             this.cell.finish(Completion::Cancelled);
             return Poll::Ready(());
         }
@@ -623,9 +653,45 @@ where
         };
         *this.done = true;
         drop_pinned(this.fut);
+        *this.gate = None;
         core.record_run_time(started_at);
         this.cell.finish(completion);
         Poll::Ready(())
+    }
+}
+
+/// A task's pass through its dispatcher's in-flight cap.
+pub(crate) struct Gate {
+    sem: Arc<Semaphore>,
+    acquire:
+        Option<Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>>,
+    /// Held from start to end; dropping it lets the next queued task start.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Gate {
+    /// Ready(true) once passed; Ready(false) when the task was cancelled while waiting.
+    fn poll_pass(&mut self, cx: &mut Context<'_>, header: &Header) -> Poll<bool> {
+        if self.permit.is_some() {
+            return Poll::Ready(true);
+        }
+        if header.is_decided() {
+            return Poll::Ready(false);
+        }
+        let sem = &self.sem;
+        let acquire = self
+            .acquire
+            .get_or_insert_with(|| Box::pin(sem.clone().acquire_owned()));
+        match acquire.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(permit)) => {
+                self.acquire = None;
+                self.permit = Some(permit);
+                Poll::Ready(true)
+            }
+            // The gate is never closed; treat it as a cancellation if it ever were.
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+        }
     }
 }
 
