@@ -84,3 +84,51 @@ async fn builds_inside_a_runtime_too() {
         1
     );
 }
+
+#[test]
+fn view_problems_name_the_key_and_what_is_valid() {
+    use bulkheads::LimitedConfig;
+    assert_eq!(
+        problems(Dispatchers::builder().limited("thumbs", "cpu", 0)),
+        ["dispatchers.thumbs.parallelism: must be between 1 and 4096, got 0"]
+    );
+    assert_eq!(
+        problems(
+            Dispatchers::builder()
+                .blocking("db", BlockingConfig::threads(1))
+                .limited("thumbs", "gpu", 2)
+        ),
+        ["dispatchers.thumbs.base: unknown base 'gpu'; valid bases: cpu, main, db"]
+    );
+    assert_eq!(
+        problems(Dispatchers::builder().limited("selfish", "selfish", 1)),
+        ["dispatchers.selfish.base: views form a cycle: selfish -> selfish; a view's base must lead to cpu, main, a blocking pool or a runtime"]
+    );
+    assert_eq!(
+        problems(
+            Dispatchers::builder()
+                .limited("b", "a", 1)
+                .limited("a", "b", 1)
+                .limited("c", "a", 1)
+        ),
+        ["dispatchers.a.base: views form a cycle: a -> b -> a; a view's base must lead to cpu, main, a blocking pool or a runtime"]
+    );
+    assert_eq!(
+        problems(
+            Dispatchers::builder().limited("q", "cpu", LimitedConfig::parallelism(1).queue(10))
+        ),
+        ["dispatchers.q.queue: needs max_concurrent: the queue holds tasks admitted beyond the in-flight cap"]
+    );
+    assert_eq!(
+        problems(Dispatchers::builder().runtime("rt", RuntimeConfig::workers(0))),
+        ["dispatchers.rt.workers: must be between 1 and 1024, got 0"]
+    );
+}
+
+#[test]
+fn a_view_over_main_needs_a_current_runtime() {
+    assert_eq!(
+        problems(Dispatchers::builder().limited("m", "main", 1)),
+        ["dispatchers.m.base: 'main' is the Tokio runtime current when the registry is built, and there is none: build inside a runtime, or use 'cpu'"]
+    );
+}

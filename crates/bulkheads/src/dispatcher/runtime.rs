@@ -55,18 +55,30 @@ impl RuntimeConfig {
     }
 }
 
-/// Builds a runtime with `workers` threads named `<name>-<n>`.
+/// Builds a runtime with `workers` threads named `<name>-<n>`, and returns once every worker
+/// runs (so `Stats::threads` and the OS agree from the start).
 pub(crate) fn build(name: &str, workers: usize) -> std::io::Result<Runtime> {
     let prefix: Arc<str> = name.into();
     let next = Arc::new(AtomicUsize::new(0));
-    Builder::new_multi_thread()
+    let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
+    let up_tx = std::sync::Mutex::new(up_tx);
+    let rt = Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name_fn(move || {
             let n = next.fetch_add(1, Ordering::Relaxed);
             format!("{prefix}-{n}")
         })
+        .on_thread_start(move || {
+            let _ = crate::sync::lock(&up_tx).send(());
+        })
         .enable_all()
-        .build()
+        .build()?;
+    for _ in 0..workers {
+        if up_rx.recv().is_err() {
+            break;
+        }
+    }
+    Ok(rt)
 }
 
 /// A runtime owned by the registry. Dropping it shuts it down in the background: it neither
