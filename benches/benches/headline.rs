@@ -45,6 +45,15 @@ fn noop() -> u64 {
     std::hint::black_box(1)
 }
 
+/// A CPU job of 100 µs (a spin, so it holds its thread as computing would).
+fn cpu_100us() -> u64 {
+    let until = Instant::now() + Duration::from_micros(100);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+    1
+}
+
 /// A job that holds its thread for 1 ms.
 fn sleep_1ms() -> u64 {
     std::thread::sleep(Duration::from_millis(1));
@@ -60,9 +69,21 @@ enum Shape {
     RoundTrip,
 }
 
+/// Which contenders a workload is run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Set {
+    /// Blocking pools (W1, W2, W5).
+    Pools,
+    /// CPU jobs through a parallelism cap (W3).
+    CappedCpu,
+    /// No-op async tasks spawned and joined (W4).
+    Spawns,
+}
+
 /// One row group of the table.
 struct Workload {
     name: &'static str,
+    set: Set,
     what: String,
     shape: Shape,
     job: fn() -> u64,
@@ -79,9 +100,12 @@ fn workloads(quick: bool) -> Vec<Workload> {
     let w2 = 10_000 / scale;
     let w5 = 2_000 / scale;
     let w5_threads = 64;
+    let w3 = 1_000 / scale;
+    let w4 = 100_000 / scale;
     vec![
         Workload {
             name: "W1",
+            set: Set::Pools,
             what: format!("{w1} no-op blocking jobs fanned out, then all awaited"),
             shape: Shape::FanOut,
             job: noop,
@@ -91,6 +115,7 @@ fn workloads(quick: bool) -> Vec<Workload> {
         },
         Workload {
             name: "W2",
+            set: Set::Pools,
             what: format!("{w2} sequential blocking round trips (submit one no-op, await it)"),
             shape: Shape::RoundTrip,
             job: noop,
@@ -99,7 +124,28 @@ fn workloads(quick: bool) -> Vec<Workload> {
             ideal: None,
         },
         Workload {
+            name: "W3",
+            set: Set::CappedCpu,
+            what: format!("{w3} CPU jobs of 100 µs through a parallelism cap of 2, on 2 workers"),
+            shape: Shape::FanOut,
+            job: cpu_100us,
+            jobs: w3,
+            threads: 2,
+            ideal: Some(Duration::from_micros(100) * w3.div_ceil(2) as u32),
+        },
+        Workload {
+            name: "W4",
+            set: Set::Spawns,
+            what: format!("{w4} no-op async tasks spawned, then all joined"),
+            shape: Shape::FanOut,
+            job: noop,
+            jobs: w4,
+            threads: 2,
+            ideal: None,
+        },
+        Workload {
             name: "W5",
+            set: Set::Pools,
             what: format!("{w5} jobs of 1 ms thread::sleep fanned out, then all awaited"),
             shape: Shape::FanOut,
             job: sleep_1ms,
@@ -332,12 +378,206 @@ impl Pool for CrossbeamPool {
     }
 }
 
+/// bulkheads: a limited view of the given parallelism over `main` (the runtime current at
+/// build). CPU jobs go through `spawn_blocking` (run on the base's workers), async ones
+/// through `spawn`.
+struct BulkheadsView {
+    view: Dispatcher,
+    asynchronous: bool,
+    _registry: Dispatchers,
+}
+
+impl BulkheadsView {
+    fn new(parallelism: usize, asynchronous: bool) -> Result<Self, String> {
+        let registry = Dispatchers::builder()
+            .cpu_threads(1)
+            .limited("view", "main", parallelism)
+            .build()
+            .map_err(|e| format!("bulkheads build: {e}"))?;
+        let view = registry
+            .get("view")
+            .map_err(|e| format!("bulkheads get: {e}"))?;
+        Ok(BulkheadsView {
+            view,
+            asynchronous,
+            _registry: registry,
+        })
+    }
+}
+
+impl Pool for BulkheadsView {
+    type Error = DispatchError;
+    type Handle = bulkheads::JoinHandle<u64>;
+    fn submit(&self, job: fn() -> u64) -> Self::Handle {
+        if self.asynchronous {
+            self.view.spawn(async move { job() })
+        } else {
+            self.view.spawn_blocking(job)
+        }
+    }
+}
+
+/// `tokio::spawn` with a `Semaphore` permit held around the work: what people use today to
+/// cap a subsystem (it caps concurrency; for CPU jobs that is parallelism).
+struct TokioSemaphore(Arc<tokio::sync::Semaphore>);
+
+impl Pool for TokioSemaphore {
+    type Error = tokio::task::JoinError;
+    type Handle = tokio::task::JoinHandle<u64>;
+    fn submit(&self, job: fn() -> u64) -> Self::Handle {
+        let sem = self.0.clone();
+        tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            job()
+        })
+    }
+}
+
+/// A rayon pool with a Tokio oneshot per job.
+struct RayonPool(rayon::ThreadPool);
+
+impl RayonPool {
+    fn new(n: usize) -> Result<Self, String> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("rayon-{i}"))
+            .build()
+            .map(RayonPool)
+            .map_err(|e| format!("rayon pool: {e}"))
+    }
+}
+
+impl Pool for RayonPool {
+    type Error = tokio::sync::oneshot::error::RecvError;
+    type Handle = tokio::sync::oneshot::Receiver<u64>;
+    fn submit(&self, job: fn() -> u64) -> Self::Handle {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0.spawn(move || {
+            let _ = tx.send(job());
+        });
+        rx
+    }
+}
+
+/// Plain `tokio::spawn` on the timing runtime.
+struct TokioSpawn;
+
+impl Pool for TokioSpawn {
+    type Error = tokio::task::JoinError;
+    type Handle = tokio::task::JoinHandle<u64>;
+    fn submit(&self, job: fn() -> u64) -> Self::Handle {
+        tokio::spawn(async move { job() })
+    }
+}
+
+/// The alternative shape for a view (DESIGN.md 4): a plain `tokio::spawn` whose every poll
+/// must hold one of n permits of a fair semaphore. Keeps Tokio's task identity; pays a wasted
+/// wake per denied poll.
+struct PollGatePeer(Arc<tokio::sync::Semaphore>);
+
+struct PollGated<F> {
+    fut: Pin<Box<F>>,
+    sem: Arc<tokio::sync::Semaphore>,
+    acquire: Option<Pin<Box<AcquireFuture>>>,
+}
+
+type AcquireFuture = dyn Future<Output = Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>>
+    + Send;
+
+impl<F: Future> Future for PollGated<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let permit = match this.sem.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let sem = this.sem.clone();
+                let acquire = this
+                    .acquire
+                    .get_or_insert_with(|| Box::pin(sem.acquire_owned()));
+                match acquire.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(p)) => {
+                        this.acquire = None;
+                        p
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Pending,
+                }
+            }
+        };
+        let out = this.fut.as_mut().poll(cx);
+        drop(permit);
+        out
+    }
+}
+
+impl Pool for PollGatePeer {
+    type Error = tokio::task::JoinError;
+    type Handle = tokio::task::JoinHandle<u64>;
+    fn submit(&self, job: fn() -> u64) -> Self::Handle {
+        tokio::spawn(PollGated {
+            fut: Box::pin(async move { job() }),
+            sem: self.0.clone(),
+            acquire: None,
+        })
+    }
+}
+
 struct Contender {
     label: String,
     runner: Arc<dyn Runner>,
 }
 
-fn contenders(w: &Workload) -> Result<Vec<Contender>, String> {
+fn contenders(w: &Workload, rt: &tokio::runtime::Runtime) -> Result<Vec<Contender>, String> {
+    let all = match w.set {
+        Set::Pools => pool_contenders(w)?,
+        Set::CappedCpu | Set::Spawns => capped_contenders(w, rt)?,
+    };
+    // HEADLINE_CONTENDERS=bulkheads,crossbeam keeps only contenders whose label contains one
+    // of the words (for profiling one contender alone).
+    Ok(match std::env::var("HEADLINE_CONTENDERS") {
+        Ok(words) => all
+            .into_iter()
+            .filter(|c| words.split(',').any(|w| c.label.contains(w.trim())))
+            .collect(),
+        Err(_) => all,
+    })
+}
+
+fn capped_contenders(w: &Workload, rt: &tokio::runtime::Runtime) -> Result<Vec<Contender>, String> {
+    let n = w.threads;
+    let c = |label: String, runner: Arc<dyn Runner>| Contender { label, runner };
+    // Views over `main`: the timing runtime itself, the same 2 workers every peer here uses.
+    let asynchronous = w.set == Set::Spawns;
+    let view = {
+        let _ctx = rt.enter();
+        BulkheadsView::new(n, asynchronous)?
+    };
+    let mut all = vec![c(
+        format!("bulkheads view (parallelism {n}, over main)"),
+        Arc::new(view),
+    )];
+    match w.set {
+        Set::CappedCpu => {
+            all.push(c(
+                format!("tokio::spawn + Semaphore({n})"),
+                Arc::new(TokioSemaphore(Arc::new(tokio::sync::Semaphore::new(n)))),
+            ));
+            all.push(c(
+                format!("rayon pool ({n} threads) + oneshot"),
+                Arc::new(RayonPool::new(n)?),
+            ));
+        }
+        _ => all.push(c("tokio::spawn".to_owned(), Arc::new(TokioSpawn))),
+    }
+    all.push(c(
+        format!("poll gate prototype ({n} permits)"),
+        Arc::new(PollGatePeer(Arc::new(tokio::sync::Semaphore::new(n)))),
+    ));
+    Ok(all)
+}
+
+fn pool_contenders(w: &Workload) -> Result<Vec<Contender>, String> {
     let n = w.threads;
     // Headroom over the fan-out so that a permit released a moment late never rejects.
     let queue = w.jobs + n;
@@ -368,15 +608,7 @@ fn contenders(w: &Workload) -> Result<Vec<Contender>, String> {
             Arc::new(CrossbeamPool::new(n)?),
         ),
     ];
-    // HEADLINE_CONTENDERS=bulkheads,crossbeam keeps only contenders whose label contains one
-    // of the words (for profiling one contender alone).
-    Ok(match std::env::var("HEADLINE_CONTENDERS") {
-        Ok(words) => all
-            .into_iter()
-            .filter(|c| words.split(',').any(|w| c.label.contains(w.trim())))
-            .collect(),
-        Err(_) => all,
-    })
+    Ok(all)
 }
 
 /// The `blocking` crate's thread limit as it will read it (only reading the variable here).
@@ -623,7 +855,7 @@ fn run() -> Result<(), String> {
             Some(ideal) => println!(", ideal {}", Human(ideal)),
             None => println!(),
         }
-        let entries = contenders(w)?;
+        let entries = contenders(w, &rt)?;
         let times = measure(&rt, w, &entries, &plan)?;
         // Contenders are dropped here, outside any runtime context.
         println!(

@@ -102,7 +102,9 @@ fn view_problems_name_the_key_and_what_is_valid() {
     );
     assert_eq!(
         problems(Dispatchers::builder().limited("selfish", "selfish", 1)),
-        ["dispatchers.selfish.base: views form a cycle: selfish -> selfish; a view's base must lead to cpu, main, a blocking pool or a runtime"]
+        [
+            "dispatchers.selfish.base: views form a cycle: selfish -> selfish; a view's base must lead to cpu, main, a blocking pool or a runtime"
+        ]
     );
     assert_eq!(
         problems(
@@ -111,13 +113,19 @@ fn view_problems_name_the_key_and_what_is_valid() {
                 .limited("a", "b", 1)
                 .limited("c", "a", 1)
         ),
-        ["dispatchers.a.base: views form a cycle: a -> b -> a; a view's base must lead to cpu, main, a blocking pool or a runtime"]
+        [
+            "dispatchers.a.base: views form a cycle: a -> b -> a; a view's base must lead to cpu, main, a blocking pool or a runtime"
+        ]
     );
     assert_eq!(
-        problems(
-            Dispatchers::builder().limited("q", "cpu", LimitedConfig::parallelism(1).queue(10))
-        ),
-        ["dispatchers.q.queue: needs max_concurrent: the queue holds tasks admitted beyond the in-flight cap"]
+        problems(Dispatchers::builder().limited(
+            "q",
+            "cpu",
+            LimitedConfig::parallelism(1).queue(10)
+        )),
+        [
+            "dispatchers.q.queue: needs max_concurrent: the queue holds tasks admitted beyond the in-flight cap"
+        ]
     );
     assert_eq!(
         problems(Dispatchers::builder().runtime("rt", RuntimeConfig::workers(0))),
@@ -129,6 +137,8 @@ fn view_problems_name_the_key_and_what_is_valid() {
 fn a_view_over_main_needs_a_current_runtime() {
     assert_eq!(
         problems(Dispatchers::builder().limited("m", "main", 1)),
-        ["dispatchers.m.base: 'main' is the Tokio runtime current when the registry is built, and there is none: build inside a runtime, or use 'cpu'"]
+        [
+            "dispatchers.m.base: 'main' is the Tokio runtime current when the registry is built, and there is none: build inside a runtime, or use 'cpu'"
+        ]
     );
 }

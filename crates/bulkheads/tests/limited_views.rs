@@ -109,7 +109,9 @@ async fn parked_tasks_hold_no_slot() {
             })
         })
         .collect();
-    tokio::task::spawn_blocking(move || started.wait()).await.unwrap();
+    tokio::task::spawn_blocking(move || started.wait())
+        .await
+        .unwrap();
     assert_eq!(view.stats().in_flight, 2);
     assert_eq!(view.run(async { "third ran" }).await.unwrap(), "third ran");
     tx.send(()).unwrap();
@@ -131,7 +133,9 @@ async fn runnable_tasks_start_in_fifo_order() {
             gate.wait();
         })
     };
-    tokio::task::spawn_blocking(move || started.wait()).await.unwrap();
+    tokio::task::spawn_blocking(move || started.wait())
+        .await
+        .unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let handles: Vec<_> = (0..200)
         .map(|i| {
@@ -194,7 +198,9 @@ fn a_hogging_view_delays_another_view_by_at_most_one_batch() {
         .unwrap();
     let (hog, other) = (d.get("hog").unwrap(), d.get("other").unwrap());
     let log = Arc::new(Mutex::new(Vec::<char>::new()));
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     // A long run of CPU tasks on the hog; wait until it is under way.
     let first = Latch::new(1);
     let hogs: Vec<_> = (0..2000)
@@ -270,7 +276,10 @@ async fn a_panicking_task_keeps_the_view_serving() {
     }
     assert_eq!(view.run(async { 7 }).await.unwrap(), 7);
     let s = view.stats();
-    assert_eq!((s.panicked, s.completed, s.active, s.in_flight), (50, 1, 0, 0));
+    assert_eq!(
+        (s.panicked, s.completed, s.active, s.in_flight),
+        (50, 1, 0, 0)
+    );
 }
 
 #[tokio::test]
@@ -286,7 +295,9 @@ async fn abort_and_drop_cancel_view_tasks() {
             gate.wait();
         })
     };
-    tokio::task::spawn_blocking(move || started.wait()).await.unwrap();
+    tokio::task::spawn_blocking(move || started.wait())
+        .await
+        .unwrap();
     let ran = Arc::new(AtomicBool::new(false));
     let queued = {
         let ran = ran.clone();
@@ -382,7 +393,11 @@ async fn a_view_over_main_runs_on_the_current_runtime() {
 async fn max_concurrent_caps_in_flight_tasks_and_queues_the_rest_in_order() {
     let d = Dispatchers::builder()
         .cpu_threads(2)
-        .limited("capped", "cpu", LimitedConfig::parallelism(4).max_concurrent(2).queue(3))
+        .limited(
+            "capped",
+            "cpu",
+            LimitedConfig::parallelism(4).max_concurrent(2).queue(3),
+        )
         .build()
         .unwrap();
     let v = d.get("capped").unwrap();
@@ -399,10 +414,15 @@ async fn max_concurrent_caps_in_flight_tasks_and_queues_the_rest_in_order() {
         })
     };
     let hs: Vec<_> = (0..5).map(spawn).collect();
-    tokio::task::spawn_blocking(move || two_started.wait()).await.unwrap();
+    tokio::task::spawn_blocking(move || two_started.wait())
+        .await
+        .unwrap();
     // 2 in flight + 3 queued: the sixth is rejected, naming the capacity.
     let err = v.spawn(async {}).await.unwrap_err();
-    assert_eq!(err.reject_reason(), Some(&RejectReason::QueueFull { capacity: 5 }));
+    assert_eq!(
+        err.reject_reason(),
+        Some(&RejectReason::QueueFull { capacity: 5 })
+    );
     let s = v.stats();
     assert_eq!((s.in_flight, s.queued), (5, 3));
     tx.send(()).unwrap();
@@ -411,7 +431,11 @@ async fn max_concurrent_caps_in_flight_tasks_and_queues_the_rest_in_order() {
     }
     let order = order.lock().unwrap().clone();
     assert_eq!(order.len(), 5);
-    assert_eq!(&order[2..], &[2, 3, 4], "queued tasks start in order: {order:?}");
+    assert_eq!(
+        &order[2..],
+        &[2, 3, 4],
+        "queued tasks start in order: {order:?}"
+    );
     assert!(v.stats().is_balanced());
 }
 
@@ -420,7 +444,11 @@ async fn accounting_balances_on_a_view_after_a_mixed_run() {
     common::quiet_panics("mixed-view-boom");
     let d = Dispatchers::builder()
         .cpu_threads(2)
-        .limited("mixedv", "cpu", LimitedConfig::parallelism(1).max_concurrent(2).queue(2))
+        .limited(
+            "mixedv",
+            "cpu",
+            LimitedConfig::parallelism(1).max_concurrent(2).queue(2),
+        )
         .build()
         .unwrap();
     let v = d.get("mixedv").unwrap();
@@ -450,7 +478,14 @@ async fn accounting_balances_on_a_view_after_a_mixed_run() {
     assert!(rejected.await.unwrap_err().is_rejected());
     let s = v.stats();
     assert_eq!(
-        (s.submitted, s.completed, s.panicked, s.cancelled, s.rejected.total(), s.in_flight),
+        (
+            s.submitted,
+            s.completed,
+            s.panicked,
+            s.cancelled,
+            s.rejected.total(),
+            s.in_flight
+        ),
         (6, 3, 1, 1, 1, 0)
     );
     assert!(s.is_balanced(), "{s:?}");
@@ -515,13 +550,20 @@ async fn shutdown_drains_views_before_their_bases_and_balances() {
     let parked = adhoc.spawn(std::future::pending::<()>());
     let report = d.shutdown(Duration::from_millis(200)).await;
     assert_eq!(done.load(Ordering::SeqCst), 20);
-    let names: Vec<_> = report.dispatchers.iter().map(|l| l.name.to_string()).collect();
+    let names: Vec<_> = report
+        .dispatchers
+        .iter()
+        .map(|l| l.name.to_string())
+        .collect();
     assert_eq!(names, ["cpu.limited(1)", "sdview", "sdpool", "cpu"]);
     assert_eq!(report.dispatcher("sdview").unwrap().completed, 20);
     assert_eq!(report.dispatcher("cpu.limited(1)").unwrap().cancelled, 1);
     for line in &report.dispatchers {
         assert_eq!(line.in_flight, 0, "{line:?}");
-        assert_eq!(line.submitted, line.completed + line.panicked + line.cancelled + line.rejected);
+        assert_eq!(
+            line.submitted,
+            line.completed + line.panicked + line.cancelled + line.rejected
+        );
     }
     for h in hs {
         h.await.unwrap();

@@ -660,11 +660,13 @@ where
     }
 }
 
+/// Waiting for a permit of the in-flight cap.
+type Acquire = dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send;
+
 /// A task's pass through its dispatcher's in-flight cap.
 pub(crate) struct Gate {
     sem: Arc<Semaphore>,
-    acquire:
-        Option<Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>>,
+    acquire: Option<Pin<Box<Acquire>>>,
     /// Held from start to end; dropping it lets the next queued task start.
     permit: Option<OwnedSemaphorePermit>,
 }
