@@ -207,6 +207,15 @@ pub enum ConfigError {
     /// The configuration is invalid. Each problem names its key path and what would be valid.
     #[error("{}", ProblemList(.0))]
     Invalid(Vec<ConfigProblem>),
+    /// The configuration file could not be read.
+    #[error("reading bulkheads configuration {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error from the operating system.
+        #[source]
+        source: std::io::Error,
+    },
     /// A dispatcher's threads or runtime could not be started (an OS limit, usually).
     #[error("dispatcher '{dispatcher}': could not start: {source}")]
     Start {
@@ -232,16 +241,28 @@ impl ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConfigProblem {
-    /// The key path, such as `dispatchers.legacy_db.threads`.
+    /// The key path, such as `dispatchers.legacy_db.threads` (empty for a TOML syntax error).
     pub key: String,
+    /// Line and column in the TOML source, when the problem came from one.
+    pub position: Option<Position>,
     /// What is wrong and what would be valid.
     pub message: String,
+}
+
+/// A 1-based line and column in a configuration source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column in characters, from 1.
+    pub column: usize,
 }
 
 impl ConfigProblem {
     pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigProblem {
             key: key.into(),
+            position: None,
             message: message.into(),
         }
     }
@@ -249,7 +270,16 @@ impl ConfigProblem {
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        match (self.key.is_empty(), self.position) {
+            (false, Some(p)) => write!(
+                f,
+                "{} (line {}, column {}): {}",
+                self.key, p.line, p.column, self.message
+            ),
+            (false, None) => write!(f, "{}: {}", self.key, self.message),
+            (true, Some(p)) => write!(f, "line {}, column {}: {}", p.line, p.column, self.message),
+            (true, None) => f.write_str(&self.message),
+        }
     }
 }
 

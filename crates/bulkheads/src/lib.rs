@@ -61,6 +61,7 @@
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod config;
 mod dispatcher;
 mod error;
 mod failure;
@@ -68,6 +69,9 @@ pub mod metrics;
 mod registry;
 mod sync;
 
+pub use crate::config::{
+    BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
+};
 pub use crate::dispatcher::blocking::BlockingConfig;
 pub use crate::dispatcher::limited::{BATCH, LimitedConfig};
 pub use crate::dispatcher::runtime::RuntimeConfig;
@@ -76,7 +80,8 @@ pub use crate::dispatcher::{
     TaskInfo,
 };
 pub use crate::error::{
-    ConfigError, ConfigProblem, DispatchError, PanicPayload, RejectReason, UnknownDispatcher,
+    ConfigError, ConfigProblem, DispatchError, PanicPayload, Position, RejectReason,
+    UnknownDispatcher,
 };
 pub use crate::failure::{Failure, FailureKind};
 pub use crate::registry::{

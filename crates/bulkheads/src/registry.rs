@@ -112,6 +112,55 @@ impl Dispatchers {
         }
     }
 
+    /// Builds the registry a TOML document declares, with `BULKHEADS__<NAME>__<KEY>`
+    /// environment overrides applied on top. Every problem of the document is reported at
+    /// once, with key paths, lines and columns; nothing starts unless all is valid. See
+    /// [`Config`](crate::Config) and `docs/config.md`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), bulkheads::ConfigError> {
+    /// let d = bulkheads::Dispatchers::from_toml_str(r#"
+    ///     [cpu]
+    ///     threads = 2
+    ///
+    ///     [dispatchers.legacy_db]
+    ///     kind = "blocking"
+    ///     threads = 4
+    ///     queue = 16
+    ///     max_wait = "50ms"
+    ///
+    ///     [dispatchers.thumbnails]
+    ///     kind = "limited"
+    ///     base = "cpu"
+    ///     parallelism = 2
+    /// "#)?;
+    /// assert_eq!(d.get("legacy_db").unwrap().stats().capacity, Some(20));
+    /// # Ok(()) }
+    /// ```
+    pub fn from_toml_str(text: &str) -> Result<Dispatchers, ConfigError> {
+        let doc = crate::config::Document::parse(text)?;
+        let mut config = doc.config.clone();
+        config.apply_env().map_err(|e| doc.locate(e))?;
+        config.to_builder().build().map_err(|e| doc.locate(e))
+    }
+
+    /// [`from_toml_str`](Self::from_toml_str) on a file's contents.
+    pub fn from_toml_path(path: impl AsRef<std::path::Path>) -> Result<Dispatchers, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Builds the registry a [`Config`](crate::Config) declares (embedded in a service's own
+    /// configuration, say). No environment overrides are applied; call
+    /// [`Config::apply_env`](crate::Config::apply_env) first for them.
+    pub fn from_config(config: &crate::Config) -> Result<Dispatchers, ConfigError> {
+        config.to_builder().build()
+    }
+
     /// The dispatcher called `name`. The error lists the names the registry has.
     pub fn get(&self, name: &str) -> Result<Dispatcher, UnknownDispatcher> {
         self.by_name
@@ -368,6 +417,35 @@ impl DispatchersBuilder {
         problems
     }
 
+    /// A view whose parallelism exceeds what its base can ever run is allowed (a file written
+    /// for a big machine still loads on a small one) but logged: the cap will never bind.
+    fn warn_unreachable_parallelism(&self, cpu_threads: usize) {
+        let capacity_of = |name: &str| -> Option<usize> {
+            if name == CPU {
+                return Some(cpu_threads);
+            }
+            self.specs.iter().find(|(n, _)| n == name).map(|(_, spec)| match spec {
+                Spec::Blocking(c) => c.threads,
+                Spec::Runtime(c) => c.workers,
+                Spec::Limited { config, .. } => config.parallelism,
+            })
+        };
+        for (name, spec) in &self.specs {
+            if let Spec::Limited { base, config } = spec {
+                if let Some(cap) = capacity_of(base) {
+                    if config.parallelism > cap {
+                        tracing::warn!(
+                            target: "bulkheads",
+                            dispatcher = %name,
+                            "dispatchers.{name}.parallelism is {} but its base '{base}' runs at most {cap} at once; the view's cap will never bind",
+                            config.parallelism
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// Each cycle of views through their bases, once, starting at its smallest name.
     fn view_cycles(&self) -> Vec<Vec<String>> {
         let base_of = |name: &str| {
@@ -426,6 +504,7 @@ impl DispatchersBuilder {
         let cpu_threads = self.cpu_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
+        self.warn_unreachable_parallelism(cpu_threads);
         let start_err = |dispatcher: &str| {
             let dispatcher = dispatcher.to_owned();
             move |source| ConfigError::Start { dispatcher, source }
@@ -528,6 +607,7 @@ impl DispatchersBuilder {
 }
 
 fn check_admission(problems: &mut Vec<ConfigProblem>, key: &str, a: &AdmissionConfig) {
+    check_max_wait(problems, key, a.max_wait);
     match a.max_concurrent {
         Some(n) => check_range(
             problems,
@@ -549,6 +629,31 @@ fn check_admission(problems: &mut Vec<ConfigProblem>, key: &str, a: &AdmissionCo
         0,
         BlockingConfig::MAX_QUEUE,
     );
+}
+
+/// The valid range of a numeric key, by its last path segment. One table for the builder and
+/// the config reader.
+pub(crate) fn limits(key: &str) -> (usize, usize) {
+    match key {
+        "threads" => (1, BlockingConfig::MAX_THREADS),
+        "workers" => (1, RuntimeConfig::MAX_WORKERS),
+        "parallelism" => (1, LimitedConfig::MAX_PARALLELISM),
+        "max_concurrent" => (1, BlockingConfig::MAX_QUEUE),
+        "queue" => (0, BlockingConfig::MAX_QUEUE),
+        _ => (0, usize::MAX),
+    }
+}
+
+/// Longest `max_wait`: a caller waiting longer than this for a slot is a bug, not a policy.
+pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
+
+fn check_max_wait(problems: &mut Vec<ConfigProblem>, key: &str, d: Duration) {
+    if d > MAX_WAIT_LIMIT {
+        problems.push(ConfigProblem::new(
+            format!("{key}.max_wait"),
+            format!("must be at most 1h, got {}", humantime::format_duration(d)),
+        ));
+    }
 }
 
 fn check_range(problems: &mut Vec<ConfigProblem>, key: &str, got: usize, min: usize, max: usize) {
