@@ -89,7 +89,11 @@ pub struct BlockingSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<usize>,
     /// How long `run*` callers wait for room; default `"0s"` (reject at once).
-    #[serde(default, with = "human_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_wait: Option<Duration>,
 }
 
@@ -108,7 +112,11 @@ pub struct LimitedSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<usize>,
     /// How long `run*` callers wait for room; default `"0s"`.
-    #[serde(default, with = "human_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_wait: Option<Duration>,
 }
 
@@ -125,7 +133,11 @@ pub struct RuntimeSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<usize>,
     /// How long `run*` callers wait for room; default `"0s"`.
-    #[serde(default, with = "human_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_wait: Option<Duration>,
 }
 
@@ -142,7 +154,9 @@ mod human_duration {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(d)?;
         super::parse_duration(&text)
             .map(Some)
@@ -152,7 +166,9 @@ mod human_duration {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration '{text}': {e}; write a number and a unit, such as \"50ms\" or \"2s\"")
+        format!(
+            "invalid duration '{text}': {e}; write a number and a unit, such as \"50ms\" or \"2s\""
+        )
     })
 }
 
@@ -205,7 +221,9 @@ impl Config {
             let Some((who, key)) = rest.split_once("__") else {
                 problems.push(ConfigProblem::new(
                     var.clone(),
-                    format!("expected {ENV_PREFIX}<NAME>__<KEY>, such as {ENV_PREFIX}LEGACY_DB__THREADS"),
+                    format!(
+                        "expected {ENV_PREFIX}<NAME>__<KEY>, such as {ENV_PREFIX}LEGACY_DB__THREADS"
+                    ),
                 ));
                 continue;
             };
@@ -235,7 +253,10 @@ impl Config {
         let mut checked = Checker::default();
         let config = checked.config(&tree);
         problems.extend(checked.problems.into_iter().map(|mut p| {
-            if let Some((_, var)) = overridden.iter().find(|(k, _)| p.key.starts_with(k.as_str())) {
+            if let Some((_, var)) = overridden
+                .iter()
+                .find(|(k, _)| p.key.starts_with(k.as_str()))
+            {
                 p.message = format!("{} (set by {var})", p.message);
             }
             p
@@ -323,6 +344,14 @@ impl Document {
                     .collect(),
             ));
         }
+        if table.get_ref().is_empty() {
+            // Most likely the wrong file, or a truncated deploy: say so rather than start a
+            // registry with nothing declared.
+            return Err(ConfigError::Invalid(vec![ConfigProblem::new(
+                "",
+                "the configuration is empty: declare [cpu] or at least one [dispatchers.<name>] table",
+            )]));
+        }
         let tree = Node::from_detable(table.get_ref(), table.span(), &lines);
         let mut checker = Checker::default();
         let config = checker.config(&tree);
@@ -365,21 +394,38 @@ impl<'a> LineIndex<'a> {
     }
 
     fn position(&self, offset: usize) -> Position {
-        let upto = self.text.get(..offset.min(self.text.len())).unwrap_or(self.text);
+        let upto = self
+            .text
+            .get(..offset.min(self.text.len()))
+            .unwrap_or(self.text);
         let line = upto.matches('\n').count() + 1;
         let column = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Position { line, column }
     }
 }
 
-/// A document as a small tree: TOML tables, or environment overrides laid over one.
+/// A document as a small tree: TOML tables, or environment overrides laid over one. Each
+/// node knows where its value stood; each table entry also where its key stood.
 #[derive(Clone, Debug)]
 enum Node {
-    Table(BTreeMap<String, Node>, Option<Position>),
+    Table(BTreeMap<String, Entry>, Option<Position>),
     Integer(i128, Option<Position>),
     Str(String, Option<Position>),
     /// Another TOML type, named for the error message.
     Other(&'static str, Option<Position>),
+}
+
+/// A table entry: where its key stood, and its value.
+#[derive(Clone, Debug)]
+struct Entry {
+    key_at: Option<Position>,
+    node: Node,
+}
+
+impl Entry {
+    fn new(node: Node) -> Self {
+        Entry { key_at: None, node }
+    }
 }
 
 impl Node {
@@ -393,10 +439,11 @@ impl Node {
         let entries = table
             .iter()
             .map(|(k, v)| {
-                let node = Node::from_devalue(v.get_ref(), v.span(), lines);
-                // A key's position is the key itself, not its value.
-                let node = node.at(Some(lines.position(k.span().start)));
-                (k.get_ref().to_string(), node)
+                let entry = Entry {
+                    key_at: Some(lines.position(k.span().start)),
+                    node: Node::from_devalue(v.get_ref(), v.span(), lines),
+                };
+                (k.get_ref().to_string(), entry)
             })
             .collect();
         Node::Table(entries, Some(lines.position(span.start)))
@@ -418,15 +465,6 @@ impl Node {
         }
     }
 
-    fn at(self, position: Option<Position>) -> Node {
-        match self {
-            Node::Table(t, _) => Node::Table(t, position),
-            Node::Integer(n, _) => Node::Integer(n, position),
-            Node::Str(s, _) => Node::Str(s, position),
-            Node::Other(what, _) => Node::Other(what, position),
-        }
-    }
-
     /// A value from the environment: an integer if it reads as one, else a string (quotes
     /// optional).
     fn from_env_value(value: &str) -> Node {
@@ -441,21 +479,29 @@ impl Node {
         let mut root = BTreeMap::new();
         let mut cpu = BTreeMap::new();
         if let Some(n) = c.cpu.threads {
-            cpu.insert("threads".to_owned(), Node::Integer(n as i128, None));
+            cpu.insert(
+                "threads".to_owned(),
+                Entry::new(Node::Integer(n as i128, None)),
+            );
         }
-        root.insert("cpu".to_owned(), Node::Table(cpu, None));
+        root.insert("cpu".to_owned(), Entry::new(Node::Table(cpu, None)));
         let mut ds = BTreeMap::new();
         for (name, section) in &c.dispatchers {
             let mut t = BTreeMap::new();
-            let int = |n: usize| Node::Integer(n as i128, None);
-            let dur = |d: Duration| Node::Str(humantime::format_duration(d).to_string(), None);
+            let int = |n: usize| Entry::new(Node::Integer(n as i128, None));
+            let dur = |d: Duration| {
+                Entry::new(Node::Str(humantime::format_duration(d).to_string(), None))
+            };
             let (kind, max_concurrent, queue, max_wait) = match section {
                 DispatcherSection::Blocking(s) => {
                     t.insert("threads".to_owned(), int(s.threads));
                     ("blocking", None, s.queue, s.max_wait)
                 }
                 DispatcherSection::Limited(s) => {
-                    t.insert("base".to_owned(), Node::Str(s.base.clone(), None));
+                    t.insert(
+                        "base".to_owned(),
+                        Entry::new(Node::Str(s.base.clone(), None)),
+                    );
                     t.insert("parallelism".to_owned(), int(s.parallelism));
                     ("limited", s.max_concurrent, s.queue, s.max_wait)
                 }
@@ -464,7 +510,10 @@ impl Node {
                     ("runtime", s.max_concurrent, s.queue, s.max_wait)
                 }
             };
-            t.insert("kind".to_owned(), Node::Str(kind.to_owned(), None));
+            t.insert(
+                "kind".to_owned(),
+                Entry::new(Node::Str(kind.to_owned(), None)),
+            );
             if let Some(n) = max_concurrent {
                 t.insert("max_concurrent".to_owned(), int(n));
             }
@@ -474,9 +523,9 @@ impl Node {
             if let Some(d) = max_wait {
                 t.insert("max_wait".to_owned(), dur(d));
             }
-            ds.insert(name.clone(), Node::Table(t, None));
+            ds.insert(name.clone(), Entry::new(Node::Table(t, None)));
         }
-        root.insert("dispatchers".to_owned(), Node::Table(ds, None));
+        root.insert("dispatchers".to_owned(), Entry::new(Node::Table(ds, None)));
         Node::Table(root, None)
     }
 
@@ -488,11 +537,12 @@ impl Node {
         match path {
             [] => {}
             [last] => {
-                entries.insert((*last).to_owned(), value);
+                entries.insert((*last).to_owned(), Entry::new(value));
             }
             [first, rest @ ..] => entries
                 .entry((*first).to_owned())
-                .or_insert_with(|| Node::Table(BTreeMap::new(), None))
+                .or_insert_with(|| Entry::new(Node::Table(BTreeMap::new(), None)))
+                .node
                 .set(rest, value),
         }
     }
@@ -502,7 +552,14 @@ const TOP_KEYS: &[&str] = &["cpu", "dispatchers"];
 const CPU_KEYS: &[&str] = &["threads"];
 const KINDS: &[&str] = &["blocking", "limited", "runtime"];
 const BLOCKING_KEYS: &[&str] = &["kind", "threads", "queue", "max_wait"];
-const LIMITED_KEYS: &[&str] = &["kind", "base", "parallelism", "max_concurrent", "queue", "max_wait"];
+const LIMITED_KEYS: &[&str] = &[
+    "kind",
+    "base",
+    "parallelism",
+    "max_concurrent",
+    "queue",
+    "max_wait",
+];
 const RUNTIME_KEYS: &[&str] = &["kind", "workers", "max_concurrent", "queue", "max_wait"];
 
 /// Walks a document against the schema: collects every problem, remembers where every key
@@ -523,21 +580,21 @@ impl Checker {
 
     fn config(&mut self, root: &Node) -> Config {
         let mut config = Config::default();
-        let Some(entries) = self.table("", root) else {
+        let Some(entries) = self.table("", root, None) else {
             return config;
         };
         self.unknown_keys("", entries, TOP_KEYS);
         if let Some(cpu) = entries.get("cpu") {
-            if let Some(t) = self.table("cpu", cpu) {
+            if let Some(t) = self.table("cpu", &cpu.node, cpu.key_at) {
                 self.unknown_keys("cpu", t, CPU_KEYS);
-                config.cpu.threads = self.count("cpu.threads", t.get("threads"));
+                config.cpu.threads = self.count("cpu.threads", get(t, "threads"));
             }
         }
         if let Some(ds) = entries.get("dispatchers") {
-            if let Some(ds) = self.table("dispatchers", ds) {
-                for (name, node) in ds {
+            if let Some(ds) = self.table("dispatchers", &ds.node, ds.key_at) {
+                for (name, entry) in ds {
                     let key = format!("dispatchers.{name}");
-                    if let Some(section) = self.dispatcher(&key, node) {
+                    if let Some(section) = self.dispatcher(&key, entry) {
                         config.dispatchers.insert(name.clone(), section);
                     }
                 }
@@ -546,11 +603,17 @@ impl Checker {
         config
     }
 
-    fn dispatcher(&mut self, key: &str, node: &Node) -> Option<DispatcherSection> {
-        let t = self.table(key, node)?;
-        let kind = match t.get("kind") {
+    fn dispatcher(&mut self, key: &str, entry: &Entry) -> Option<DispatcherSection> {
+        let t = self.table(key, &entry.node, entry.key_at)?;
+        // Problems of the whole section point at its name.
+        let at = entry.key_at;
+        let kind = match get(t, "kind") {
             None => {
-                self.problem(key, node.position(), "missing key 'kind'; valid kinds: blocking, limited, runtime");
+                self.problem(
+                    key,
+                    at,
+                    "missing key 'kind'; valid kinds: blocking, limited, runtime",
+                );
                 return None;
             }
             Some(k) => self.string(&format!("{key}.kind"), Some(k))?,
@@ -559,9 +622,9 @@ impl Checker {
         match kind.as_str() {
             "blocking" => {
                 self.unknown_keys(key, t, BLOCKING_KEYS);
-                let threads = self.required_count(key, t, "threads", node.position());
-                let queue = self.count(&sub("queue"), t.get("queue"));
-                let max_wait = self.duration(&sub("max_wait"), t.get("max_wait"));
+                let threads = self.required_count(key, t, "threads", at);
+                let queue = self.count(&sub("queue"), get(t, "queue"));
+                let max_wait = self.duration(&sub("max_wait"), get(t, "max_wait"));
                 Some(DispatcherSection::Blocking(BlockingSection {
                     threads: threads?,
                     queue,
@@ -570,17 +633,17 @@ impl Checker {
             }
             "limited" => {
                 self.unknown_keys(key, t, LIMITED_KEYS);
-                let base = match t.get("base") {
+                let base = match get(t, "base") {
                     Some(b) => self.string(&sub("base"), Some(b)),
                     None => {
-                        self.problem(key, node.position(), format!("missing key 'base' in {key}; write base = \"cpu\", \"main\" or another dispatcher's name"));
+                        self.problem(key, at, format!("missing key 'base' in {key}; write base = \"cpu\", \"main\" or another dispatcher's name"));
                         None
                     }
                 };
-                let parallelism = self.required_count(key, t, "parallelism", node.position());
-                let max_concurrent = self.count(&sub("max_concurrent"), t.get("max_concurrent"));
-                let queue = self.count(&sub("queue"), t.get("queue"));
-                let max_wait = self.duration(&sub("max_wait"), t.get("max_wait"));
+                let parallelism = self.required_count(key, t, "parallelism", at);
+                let max_concurrent = self.count(&sub("max_concurrent"), get(t, "max_concurrent"));
+                let queue = self.count(&sub("queue"), get(t, "queue"));
+                let max_wait = self.duration(&sub("max_wait"), get(t, "max_wait"));
                 Some(DispatcherSection::Limited(LimitedSection {
                     base: base?,
                     parallelism: parallelism?,
@@ -591,10 +654,10 @@ impl Checker {
             }
             "runtime" => {
                 self.unknown_keys(key, t, RUNTIME_KEYS);
-                let workers = self.required_count(key, t, "workers", node.position());
-                let max_concurrent = self.count(&sub("max_concurrent"), t.get("max_concurrent"));
-                let queue = self.count(&sub("queue"), t.get("queue"));
-                let max_wait = self.duration(&sub("max_wait"), t.get("max_wait"));
+                let workers = self.required_count(key, t, "workers", at);
+                let max_concurrent = self.count(&sub("max_concurrent"), get(t, "max_concurrent"));
+                let queue = self.count(&sub("queue"), get(t, "queue"));
+                let max_wait = self.duration(&sub("max_wait"), get(t, "max_wait"));
                 Some(DispatcherSection::Runtime(RuntimeSection {
                     workers: workers?,
                     max_concurrent,
@@ -604,49 +667,83 @@ impl Checker {
             }
             other => {
                 let k = sub("kind");
-                let pos = t.get("kind").and_then(Node::position);
-                self.problem(&k, pos, format!("unknown kind '{other}'{}", suggest(other, KINDS, "kinds")));
+                let pos = get(t, "kind").and_then(Node::position);
+                self.problem(
+                    &k,
+                    pos,
+                    format!("unknown kind '{other}'{}", suggest(other, KINDS, "kinds")),
+                );
                 None
             }
         }
     }
 
-    fn table<'n>(&mut self, key: &str, node: &'n Node) -> Option<&'n BTreeMap<String, Node>> {
+    /// `key_at` is where the table's name stood: problems of the table point there.
+    fn table<'n>(
+        &mut self,
+        key: &str,
+        node: &'n Node,
+        key_at: Option<Position>,
+    ) -> Option<&'n BTreeMap<String, Entry>> {
         match node {
-            Node::Table(t, at) => {
-                if let Some(at) = at {
-                    self.positions.insert(key.to_owned(), *at);
+            Node::Table(t, _) => {
+                if let Some(at) = key_at {
+                    self.positions.insert(key.to_owned(), at);
                 }
                 Some(t)
             }
             other => {
                 let what = what(other);
-                self.problem(key, other.position(), format!("expected a table, got {what}"));
+                self.problem(
+                    key,
+                    other.position(),
+                    format!("expected a table, got {what}"),
+                );
                 None
             }
         }
     }
 
-    fn unknown_keys(&mut self, key: &str, t: &BTreeMap<String, Node>, valid: &[&str]) {
-        for (k, v) in t {
+    fn unknown_keys(&mut self, key: &str, t: &BTreeMap<String, Entry>, valid: &[&str]) {
+        for (k, entry) in t {
             if !valid.contains(&k.as_str()) {
-                let path = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
-                let within = if key.is_empty() { "the top level".to_owned() } else { key.to_owned() };
+                let path = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                let within = if key.is_empty() {
+                    "the top level".to_owned()
+                } else {
+                    key.to_owned()
+                };
                 self.problem(
                     &path,
-                    v.position(),
+                    entry.key_at,
                     format!("unknown key '{k}' in {within}{}", suggest(k, valid, "keys")),
                 );
             }
         }
     }
 
-    fn required_count(&mut self, key: &str, t: &BTreeMap<String, Node>, name: &str, at: Option<Position>) -> Option<usize> {
-        match t.get(name) {
+    fn required_count(
+        &mut self,
+        key: &str,
+        t: &BTreeMap<String, Entry>,
+        name: &str,
+        at: Option<Position>,
+    ) -> Option<usize> {
+        match get(t, name) {
             Some(v) => self.count(&format!("{key}.{name}"), Some(v)),
             None => {
                 let (min, max) = crate::registry::limits(name);
-                self.problem(key, at, format!("missing key '{name}' in {key}; a whole number between {min} and {max}"));
+                self.problem(
+                    key,
+                    at,
+                    format!(
+                        "missing key '{name}' in {key}; a whole number between {min} and {max}"
+                    ),
+                );
                 None
             }
         }
@@ -664,13 +761,21 @@ impl Checker {
                 // The builder checks the range, for code and files alike.
                 Ok(n) => Some(n),
                 Err(_) => {
-                    self.problem(key, node.position(), format!("must be between {min} and {max}, got {n}"));
+                    self.problem(
+                        key,
+                        node.position(),
+                        format!("must be between {min} and {max}, got {n}"),
+                    );
                     None
                 }
             },
             other => {
                 let what = what(other);
-                self.problem(key, other.position(), format!("expected a whole number between {min} and {max}, got {what}"));
+                self.problem(
+                    key,
+                    other.position(),
+                    format!("expected a whole number between {min} and {max}, got {what}"),
+                );
                 None
             }
         }
@@ -685,7 +790,11 @@ impl Checker {
             Node::Str(s, _) => Some(s.clone()),
             other => {
                 let what = what(other);
-                self.problem(key, other.position(), format!("expected a string, got {what}"));
+                self.problem(
+                    key,
+                    other.position(),
+                    format!("expected a string, got {what}"),
+                );
                 None
             }
         }
@@ -706,11 +815,19 @@ impl Checker {
             },
             other => {
                 let what = what(other);
-                self.problem(key, other.position(), format!("expected a duration string such as \"50ms\" or \"2s\", got {what}"));
+                self.problem(
+                    key,
+                    other.position(),
+                    format!("expected a duration string such as \"50ms\" or \"2s\", got {what}"),
+                );
                 None
             }
         }
     }
+}
+
+fn get<'n>(t: &'n BTreeMap<String, Entry>, key: &str) -> Option<&'n Node> {
+    t.get(key).map(|e| &e.node)
 }
 
 fn what(node: &Node) -> String {

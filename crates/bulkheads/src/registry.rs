@@ -367,6 +367,7 @@ impl DispatchersBuilder {
                         0,
                         BlockingConfig::MAX_QUEUE,
                     );
+                    check_max_wait(&mut problems, &key, c.max_wait);
                 }
                 Spec::Runtime(c) => {
                     check_range(
@@ -399,7 +400,10 @@ impl DispatchersBuilder {
                         );
                         problems.push(ConfigProblem::new(
                             format!("{key}.base"),
-                            format!("unknown base '{base}'; valid bases: {}", valid.join(", ")),
+                            format!(
+                                "unknown base '{base}'{}",
+                                crate::config::suggest(base, &valid, "bases")
+                            ),
                         ));
                     }
                 }
@@ -424,11 +428,14 @@ impl DispatchersBuilder {
             if name == CPU {
                 return Some(cpu_threads);
             }
-            self.specs.iter().find(|(n, _)| n == name).map(|(_, spec)| match spec {
-                Spec::Blocking(c) => c.threads,
-                Spec::Runtime(c) => c.workers,
-                Spec::Limited { config, .. } => config.parallelism,
-            })
+            self.specs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, spec)| match spec {
+                    Spec::Blocking(c) => c.threads,
+                    Spec::Runtime(c) => c.workers,
+                    Spec::Limited { config, .. } => config.parallelism,
+                })
         };
         for (name, spec) in &self.specs {
             if let Spec::Limited { base, config } = spec {
@@ -474,6 +481,18 @@ impl DispatchersBuilder {
             }
         }
         cycles
+    }
+
+    /// Validates everything without starting anything: every problem at once. (A view over
+    /// `main` is checked for a current runtime only by [`build`](Self::build).) Handy in a
+    /// service's own config check.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let problems = self.validate();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     /// Validates everything, then starts every thread and runtime, bases before the views over

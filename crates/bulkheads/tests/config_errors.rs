@@ -98,7 +98,13 @@ fn view_problems_name_the_key_and_what_is_valid() {
                 .blocking("db", BlockingConfig::threads(1))
                 .limited("thumbs", "gpu", 2)
         ),
-        ["dispatchers.thumbs.base: unknown base 'gpu'; valid bases: cpu, main, db"]
+        [
+            "dispatchers.thumbs.base: unknown base 'gpu'; did you mean 'cpu'? valid bases: cpu, main, db"
+        ]
+    );
+    assert_eq!(
+        problems(Dispatchers::builder().limited("thumbs", "storage", 2)),
+        ["dispatchers.thumbs.base: unknown base 'storage'; valid bases: cpu, main"]
     );
     assert_eq!(
         problems(Dispatchers::builder().limited("selfish", "selfish", 1)),
