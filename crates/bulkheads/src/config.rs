@@ -355,17 +355,32 @@ impl Document {
         let tree = Node::from_detable(table.get_ref(), table.span(), &lines);
         let mut checker = Checker::default();
         let config = checker.config(&tree);
-        if !checker.problems.is_empty() {
-            return Err(ConfigError::Invalid(checker.problems));
-        }
-        Ok(Document {
+        let doc = Document {
             config,
             positions: checker.positions,
-        })
+        };
+        // The builder's checks (ranges, names, bases, cycles) too, so that one pass reports
+        // every problem of the file, in the order of the file.
+        let mut problems = checker.problems;
+        if let Err(ConfigError::Invalid(more)) = doc.locate(doc.config.to_builder().check()) {
+            problems.extend(more);
+        }
+        if problems.is_empty() {
+            return Ok(doc);
+        }
+        problems.sort_by_key(|p| {
+            p.position
+                .map_or((usize::MAX, usize::MAX), |at| (at.line, at.column))
+        });
+        Err(ConfigError::Invalid(problems))
     }
 
     /// Adds positions to problems found later (by the builder) on keys of this document.
-    pub(crate) fn locate(&self, err: ConfigError) -> ConfigError {
+    pub(crate) fn locate<T>(&self, result: Result<T, ConfigError>) -> Result<T, ConfigError> {
+        result.map_err(|e| self.locate_err(e))
+    }
+
+    fn locate_err(&self, err: ConfigError) -> ConfigError {
         match err {
             ConfigError::Invalid(problems) => ConfigError::Invalid(
                 problems
@@ -626,7 +641,9 @@ impl Checker {
                 let queue = self.count(&sub("queue"), get(t, "queue"));
                 let max_wait = self.duration(&sub("max_wait"), get(t, "max_wait"));
                 Some(DispatcherSection::Blocking(BlockingSection {
-                    threads: threads?,
+                    // A placeholder where the value was bad (already reported), so the
+                    // builder's checks of the rest of the file still run.
+                    threads: threads.unwrap_or(1),
                     queue,
                     max_wait,
                 }))
@@ -645,8 +662,8 @@ impl Checker {
                 let queue = self.count(&sub("queue"), get(t, "queue"));
                 let max_wait = self.duration(&sub("max_wait"), get(t, "max_wait"));
                 Some(DispatcherSection::Limited(LimitedSection {
-                    base: base?,
-                    parallelism: parallelism?,
+                    base: base.unwrap_or_else(|| crate::registry::CPU.to_owned()),
+                    parallelism: parallelism.unwrap_or(1),
                     max_concurrent,
                     queue,
                     max_wait,
@@ -659,7 +676,7 @@ impl Checker {
                 let queue = self.count(&sub("queue"), get(t, "queue"));
                 let max_wait = self.duration(&sub("max_wait"), get(t, "max_wait"));
                 Some(DispatcherSection::Runtime(RuntimeSection {
-                    workers: workers?,
+                    workers: workers.unwrap_or(1),
                     max_concurrent,
                     queue,
                     max_wait,

@@ -140,8 +140,8 @@ impl Dispatchers {
     pub fn from_toml_str(text: &str) -> Result<Dispatchers, ConfigError> {
         let doc = crate::config::Document::parse(text)?;
         let mut config = doc.config.clone();
-        config.apply_env().map_err(|e| doc.locate(e))?;
-        config.to_builder().build().map_err(|e| doc.locate(e))
+        doc.locate(config.apply_env())?;
+        doc.locate(config.to_builder().build())
     }
 
     /// [`from_toml_str`](Self::from_toml_str) on a file's contents.

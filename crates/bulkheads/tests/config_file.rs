@@ -289,3 +289,19 @@ fn a_missing_file_names_its_path() {
         "{err}"
     );
 }
+
+#[test]
+fn schema_and_range_problems_come_together_in_file_order() {
+    let err = Config::from_toml_str(concat!(
+        "[dispatchers.legacy_db]\nkind = \"blocking\"\nthreads = 0\nqeue = 4\n",
+        "[dispatchers.thumbs]\nkind = \"limited\"\nbase = \"gpu\"\nparallelism = 2\n",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid bulkheads configuration (3 problems):\n  \
+         dispatchers.legacy_db.threads (line 3, column 11): must be between 1 and 4096, got 0\n  \
+         dispatchers.legacy_db.qeue (line 4, column 1): unknown key 'qeue' in dispatchers.legacy_db; did you mean 'queue'? valid keys: kind, threads, queue, max_wait\n  \
+         dispatchers.thumbs.base (line 7, column 8): unknown base 'gpu'; did you mean 'cpu'? valid bases: cpu, main, legacy_db"
+    );
+}
