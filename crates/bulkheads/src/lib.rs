@@ -10,7 +10,13 @@
 //!   it is full, callers get a fast, clear [`RejectReason::QueueFull`] (or wait up to
 //!   `max_wait`, in FIFO order);
 //! - the shared **`cpu`** pool and **`runtime`** dispatchers: dedicated Tokio runtimes, so a
-//!   misbehaving subsystem has its own threads, timers and IO driver.
+//!   misbehaving subsystem has its own threads, timers and IO driver;
+//! - **`limited`** views ([`Dispatcher::limited`], Kotlin's `limitedParallelism`): at most *n* of
+//!   a subsystem's tasks run at the same instant on a shared base, costing no threads.
+//!   Parallelism is not concurrency: a task parked at `.await` holds no slot (cap in-flight
+//!   tasks with `max_concurrent`);
+//! - all of it declared in one validated TOML file ([`Dispatchers::from_toml_path`],
+//!   [`Config`]), with environment overrides.
 //!
 //! Every dispatcher counts what it does ([`Stats`], and the `metrics` facade: see
 //! [`metrics`](mod@crate::metrics)), catches panics (the pool threads survive; the panic

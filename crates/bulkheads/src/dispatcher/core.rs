@@ -224,7 +224,7 @@ impl DispatcherCore {
 
     // ----- submission --------------------------------------------------------------------
 
-    fn meta(
+    pub(crate) fn meta(
         &self,
         name: Option<Cow<'static, str>>,
         location: &'static Location<'static>,
@@ -392,7 +392,7 @@ impl DispatcherCore {
         }
     }
 
-    fn register<W: Send + 'static, T: Send + 'static>(
+    pub(crate) fn register<W: Send + 'static, T: Send + 'static>(
         self: &Arc<Self>,
         meta: TaskMeta,
         work_kind: WorkKind,

@@ -19,7 +19,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 // A TSC clock where the CPU has a stable one: a quarter of the cost of `clock_gettime` on
@@ -32,6 +32,7 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use super::core::{DispatcherCore, Outcome};
 use crate::error::{DispatchError, PanicPayload, panic_message};
 use crate::failure::{Failure, FailureKind};
+use crate::sync::atomic::AtomicU8;
 use crate::sync::lock;
 
 /// A task's identity, unique within its registry.
@@ -719,5 +720,121 @@ impl<F: FnOnce() -> T, T> Future for ClosureFuture<F> {
             Some(f) => Poll::Ready(f()),
             None => Poll::Pending,
         }
+    }
+}
+
+#[cfg(all(test, bulkheads_loom))]
+mod loom_tests {
+    //! The task state machine under loom: a runner starting and finishing a blocking job races
+    //! a canceller. Whatever the interleaving, the task is decided exactly once, its slot is
+    //! released exactly once (the admission capacity comes back whole), and the caller's result
+    //! agrees with the counts.
+    use std::panic::Location;
+    use std::sync::{Arc, OnceLock};
+
+    use super::*;
+    use crate::dispatcher::blocking::Closure;
+    use crate::dispatcher::core::{DispatcherCore, Executor, RegistryShared};
+    use crate::dispatcher::{AdmissionConfig, Kind};
+
+    fn runtime() -> tokio::runtime::Handle {
+        static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        })
+        .handle()
+        .clone()
+    }
+
+    /// A dispatcher with capacity 1, and one admitted blocking task on it, not started.
+    fn one_task() -> (Arc<DispatcherCore>, Arc<TaskCell<Closure<fn() -> u8>, u8>>) {
+        let handle = runtime();
+        let registry = Arc::new(RegistryShared::new(None, handle.clone()));
+        let core = Arc::new(DispatcherCore::new(
+            "loom".into(),
+            Kind::Runtime,
+            AdmissionConfig {
+                max_concurrent: Some(1),
+                queue: 0,
+                max_wait: std::time::Duration::ZERO,
+            },
+            Executor::Tokio(handle),
+            registry,
+        ));
+        core.admit_now().unwrap();
+        let meta = core.meta(None, Location::caller());
+        let job: fn() -> u8 = || 7;
+        let cell = core.register(meta, WorkKind::Blocking, Some(Closure(job)));
+        (core, cell)
+    }
+
+    /// What a pool thread does with the task.
+    fn run(cell: &TaskCell<Closure<fn() -> u8>, u8>) {
+        if !cell.header().try_start() {
+            return;
+        }
+        if let Some(Closure(f)) = cell.take_work() {
+            cell.finish(Completion::Ok(f()));
+        }
+    }
+
+    fn check_exactly_once(core: &DispatcherCore, cell: &TaskCell<Closure<fn() -> u8>, u8>) {
+        let s = core.stats();
+        assert_eq!(s.completed + s.cancelled, 1, "{s:?}");
+        assert_eq!(s.in_flight, 0, "{s:?}");
+        assert!(cell.header().is_decided());
+        // The slot came back exactly once: one admission fits, a second does not.
+        assert!(core.admission.try_admit().is_ok());
+        assert!(core.admission.try_admit().is_err());
+        let waker = futures_noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        match Joinable::poll_join(cell, &mut cx) {
+            Poll::Ready(Ok(7)) => assert_eq!(s.completed, 1),
+            Poll::Ready(Err(e)) => {
+                assert!(e.is_cancelled());
+                assert_eq!(s.cancelled, 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn futures_noop_waker() -> Waker {
+        Waker::noop().clone()
+    }
+
+    #[test]
+    fn loom_cancel_races_start_and_finish() {
+        loom::model(|| {
+            let (core, cell) = one_task();
+            let runner = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || run(&cell))
+            };
+            cell.cancel();
+            runner.join().unwrap();
+            check_exactly_once(&core, &cell);
+        });
+    }
+
+    #[test]
+    fn loom_two_cancellers_and_a_runner() {
+        loom::model(|| {
+            let (core, cell) = one_task();
+            let runner = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || run(&cell))
+            };
+            let other = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || cell.cancel())
+            };
+            cell.cancel();
+            runner.join().unwrap();
+            other.join().unwrap();
+            check_exactly_once(&core, &cell);
+        });
     }
 }
