@@ -11,7 +11,10 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Records, for every event, its thread, the names of the spans around it, and its message.
 #[derive(Clone, Default)]
-struct Scopes(Arc<Mutex<Vec<(String, Vec<String>, String)>>>);
+struct Scopes(Arc<Mutex<Vec<Seen>>>);
+
+/// One event: its thread, the names of the spans around it (root first), its message.
+type Seen = (String, Vec<String>, String);
 
 struct Message(String);
 
