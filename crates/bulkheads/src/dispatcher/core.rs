@@ -399,12 +399,13 @@ impl DispatcherCore {
         work: Option<W>,
     ) -> Arc<TaskCell<W, T>> {
         let id = meta.id;
-        self.live.register(id, |key| {
-            Arc::new(TaskCell::new(
-                Header::new(meta, work_kind, self.clone(), key),
-                work,
-            ))
-        })
+        let cell = Arc::new(TaskCell::new(
+            Header::new(meta, work_kind, self.clone()),
+            work,
+        ));
+        let live: Arc<dyn super::task::LiveTask> = cell.clone();
+        self.live.register(id, Arc::downgrade(&live));
+        cell
     }
 
     // ----- the task's life ---------------------------------------------------------------
@@ -439,7 +440,7 @@ impl DispatcherCore {
 
     /// Counts the decision of an admitted task and drops it from the live set. Called once
     /// per task, by whoever decided it.
-    pub(crate) fn count_decided(&self, header: &Header, outcome: Outcome, was_queued: bool) {
+    pub(crate) fn count_decided(&self, outcome: Outcome, was_queued: bool) {
         match outcome {
             Outcome::Ok => {
                 self.counters
@@ -461,7 +462,6 @@ impl DispatcherCore {
             let queued = self.counters.queued.fetch_sub(1, Ordering::Relaxed) - 1;
             self.metrics.queue_depth.set(queued as f64);
         }
-        self.live.remove(header.id, header.live_key);
         // Release: a drain that reads zero (Acquire) sees the outcome counted above.
         let in_flight = self.counters.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
         self.metrics.in_flight.set(in_flight as f64);

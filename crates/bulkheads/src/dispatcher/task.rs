@@ -117,20 +117,13 @@ pub(crate) struct Header {
     pub submitted_at: Instant,
     pub work: WorkKind,
     pub core: Arc<DispatcherCore>,
-    /// The task's key in its dispatcher's live set; fixed at registration.
-    pub live_key: usize,
     /// A child of the submitter's span, entered around every poll or run.
     pub span: tracing::Span,
     state: AtomicU8,
 }
 
 impl Header {
-    pub(crate) fn new(
-        meta: TaskMeta,
-        work: WorkKind,
-        core: Arc<DispatcherCore>,
-        live_key: usize,
-    ) -> Self {
+    pub(crate) fn new(meta: TaskMeta, work: WorkKind, core: Arc<DispatcherCore>) -> Self {
         Header {
             id: meta.id,
             name: meta.name,
@@ -138,7 +131,6 @@ impl Header {
             submitted_at: meta.submitted_at,
             work,
             core,
-            live_key,
             span: meta.span,
             state: AtomicU8::new(QUEUED),
         }
@@ -269,7 +261,7 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
         }
         let won = self.header.decide_started(terminal);
         if won {
-            core.count_decided(&self.header, outcome, false);
+            core.count_decided(outcome, false);
         }
         // Counters first, then the slot, then the result: a caller woken by the result that
         // submits again finds the room its task left.
@@ -359,7 +351,7 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
         }
         self.header
             .core
-            .count_decided(&self.header, Outcome::Cancelled { abandoned: true }, false);
+            .count_decided(Outcome::Cancelled { abandoned: true }, false);
         self.publish(Err(self.cancelled()));
         true
     }
@@ -375,7 +367,7 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
             return false;
         }
         let core = &self.header.core;
-        core.count_decided(&self.header, Outcome::Cancelled { abandoned: false }, true);
+        core.count_decided(Outcome::Cancelled { abandoned: false }, true);
         core.release_slot();
         let work = self.take_work();
         drop_quietly(work);
@@ -498,6 +490,7 @@ impl<W: Send + 'static, T: Send + 'static> Joinable<T> for TaskCell<W, T> {
 pub(crate) trait LiveTask: Send + Sync {
     fn cancel(&self);
     fn force_abandon(&self);
+    fn is_decided(&self) -> bool;
 }
 
 impl<W: Send + 'static, T: Send + 'static> LiveTask for TaskCell<W, T> {
@@ -506,6 +499,9 @@ impl<W: Send + 'static, T: Send + 'static> LiveTask for TaskCell<W, T> {
     }
     fn force_abandon(&self) {
         TaskCell::force_abandon(self)
+    }
+    fn is_decided(&self) -> bool {
+        self.header.is_decided()
     }
 }
 
