@@ -175,7 +175,7 @@ impl Dispatcher {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        spawn(&self.core, None, Location::caller(), fut)
+        self.unnamed().spawn(fut)
     }
 
     /// Spawns a blocking closure on this dispatcher and returns at once.
@@ -185,7 +185,7 @@ impl Dispatcher {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_blocking(&self.core, None, Location::caller(), f)
+        self.unnamed().spawn_blocking(f)
     }
 
     /// Runs a future on this dispatcher and returns its output. Waits up to `max_wait` for
@@ -201,7 +201,7 @@ impl Dispatcher {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        run(self.core.clone(), None, Location::caller(), fut)
+        self.unnamed().run(fut)
     }
 
     /// Runs a blocking closure on this dispatcher and returns its value. Waits up to
@@ -217,7 +217,16 @@ impl Dispatcher {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        run_blocking(self.core.clone(), None, Location::caller(), f)
+        self.unnamed().run_blocking(f)
+    }
+
+    /// The four calls without a name. `#[track_caller]` all the way down keeps the user's
+    /// call site as the spawn site.
+    fn unnamed(&self) -> TaskBuilder<'_> {
+        TaskBuilder {
+            dispatcher: self,
+            name: None,
+        }
     }
 }
 
@@ -237,7 +246,11 @@ impl TaskBuilder<'_> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        spawn(&self.dispatcher.core, self.name, Location::caller(), fut)
+        let core = &self.dispatcher.core;
+        match core.admit_now() {
+            Ok(()) => core.spawn_future(self.name, Location::caller(), fut),
+            Err(reason) => core.rejected(core.registry.next_id(), reason),
+        }
     }
 
     /// [`Dispatcher::spawn_blocking`] with this task's name.
@@ -247,7 +260,11 @@ impl TaskBuilder<'_> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_blocking(&self.dispatcher.core, self.name, Location::caller(), f)
+        let core = &self.dispatcher.core;
+        match core.admit_now() {
+            Ok(()) => core.spawn_closure(self.name, Location::caller(), f),
+            Err(reason) => core.rejected(core.registry.next_id(), reason),
+        }
     }
 
     /// [`Dispatcher::run`] with this task's name.
@@ -260,12 +277,13 @@ impl TaskBuilder<'_> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        run(
-            self.dispatcher.core.clone(),
-            self.name,
-            Location::caller(),
-            fut,
-        )
+        let (core, name, location) = (self.dispatcher.core.clone(), self.name, Location::caller());
+        async move {
+            match core.admit_within_max_wait().await {
+                Ok(()) => AbortOnDrop(core.spawn_future(name, location, fut)).await,
+                Err(reason) => core.rejected(core.registry.next_id(), reason).await,
+            }
+        }
     }
 
     /// [`Dispatcher::run_blocking`] with this task's name.
@@ -278,76 +296,13 @@ impl TaskBuilder<'_> {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        run_blocking(
-            self.dispatcher.core.clone(),
-            self.name,
-            Location::caller(),
-            f,
-        )
-    }
-}
-
-fn spawn<F>(
-    core: &Arc<DispatcherCore>,
-    name: Option<Cow<'static, str>>,
-    location: &'static Location<'static>,
-    fut: F,
-) -> JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    match core.admit_now() {
-        Ok(()) => core.spawn_future(name, location, fut),
-        Err(reason) => core.rejected(core.registry.next_id(), reason),
-    }
-}
-
-fn spawn_blocking<F, T>(
-    core: &Arc<DispatcherCore>,
-    name: Option<Cow<'static, str>>,
-    location: &'static Location<'static>,
-    f: F,
-) -> JoinHandle<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    match core.admit_now() {
-        Ok(()) => core.spawn_closure(name, location, f),
-        Err(reason) => core.rejected(core.registry.next_id(), reason),
-    }
-}
-
-async fn run<F>(
-    core: Arc<DispatcherCore>,
-    name: Option<Cow<'static, str>>,
-    location: &'static Location<'static>,
-    fut: F,
-) -> Result<F::Output, DispatchError>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    match core.admit_within_max_wait().await {
-        Ok(()) => AbortOnDrop(core.spawn_future(name, location, fut)).await,
-        Err(reason) => core.rejected(core.registry.next_id(), reason).await,
-    }
-}
-
-async fn run_blocking<F, T>(
-    core: Arc<DispatcherCore>,
-    name: Option<Cow<'static, str>>,
-    location: &'static Location<'static>,
-    f: F,
-) -> Result<T, DispatchError>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    match core.admit_within_max_wait().await {
-        Ok(()) => AbortOnDrop(core.spawn_closure(name, location, f)).await,
-        Err(reason) => core.rejected(core.registry.next_id(), reason).await,
+        let (core, name, location) = (self.dispatcher.core.clone(), self.name, Location::caller());
+        async move {
+            match core.admit_within_max_wait().await {
+                Ok(()) => AbortOnDrop(core.spawn_closure(name, location, f)).await,
+                Err(reason) => core.rejected(core.registry.next_id(), reason).await,
+            }
+        }
     }
 }
 
