@@ -63,8 +63,8 @@ pub struct Dispatchers {
     /// Runtimes owned by the registry, `cpu` last; taken at shutdown.
     runtimes: Mutex<Vec<runtime::OwnedRuntime>>,
     pools: Vec<Arc<BlockingPool>>,
-    /// The report of the first shutdown, returned again by later calls.
-    finished: Mutex<Option<ShutdownReport>>,
+    /// The report of the first shutdown, returned to every call (concurrent ones wait for it).
+    finished: tokio::sync::OnceCell<ShutdownReport>,
 }
 
 impl fmt::Debug for Dispatchers {
@@ -195,18 +195,26 @@ impl Dispatchers {
     /// they finish on their threads, which exit after them, and their results are dropped.
     /// Dispatchers are drained in dependency order (`cpu`, which serves the others, last).
     ///
-    /// Calling it again returns the first report.
+    /// Calling it again, or concurrently, returns the first call's report.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
-        if let Some(report) = lock(&self.finished).clone() {
-            return report;
-        }
+        self.finished
+            .get_or_init(|| self.shut_down(deadline))
+            .await
+            .clone()
+    }
+
+    async fn shut_down(&self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
         let until = tokio::time::Instant::now() + deadline;
         let order = self.shutdown_order();
-        // Dependents first: a view closes and drains while its base still serves it.
-        let mut drained = true;
+        // Admission stops everywhere at once; a view's running work still reaches its base,
+        // whose workers take the view's tasks without going through admission.
         for d in &order {
             d.core.close();
+        }
+        // Dependents drain first, while what they run on still serves them.
+        let mut drained = true;
+        for d in &order {
             drained &= d.core.drained_by(until).await;
         }
         if !drained {
@@ -221,22 +229,20 @@ impl Dispatchers {
             }
         }
         self.stop_executors(&order);
-        let report = ShutdownReport {
+        ShutdownReport {
             dispatchers: order
                 .iter()
                 .map(|d| DispatcherReport::from_stats(d.stats()))
                 .collect(),
             elapsed: started.elapsed(),
             deadline_hit: !drained,
-        };
-        *lock(&self.finished) = Some(report.clone());
-        report
+        }
     }
 
     /// Ad-hoc views (newest first), then the declared dispatchers (views before bases, `cpu`
-    /// last).
+    /// last). From this call on, a new ad-hoc view is closed at birth.
     fn shutdown_order(&self) -> Vec<Dispatcher> {
-        let mut order = self.cpu.core.registry.adopted();
+        let mut order = self.cpu.core.registry.begin_shutdown();
         order.extend(self.order.iter().cloned());
         order
     }
@@ -255,7 +261,7 @@ impl Dispatchers {
 
 impl Drop for Dispatchers {
     fn drop(&mut self) {
-        if lock(&self.finished).is_some() {
+        if self.finished.initialized() {
             return;
         }
         let order = self.shutdown_order();
@@ -547,7 +553,7 @@ impl DispatchersBuilder {
             order: Vec::new(),
             runtimes: Mutex::new(Vec::new()),
             pools: Vec::new(),
-            finished: Mutex::new(None),
+            finished: tokio::sync::OnceCell::new(),
         };
         registry.by_name.insert(CPU.into(), cpu.clone());
         // Bases first: validation ruled out cycles, so every pass builds at least one.

@@ -452,6 +452,16 @@ async fn accounting_balances_on_a_view_after_a_mixed_run() {
         .build()
         .unwrap();
     let v = d.get("mixedv").unwrap();
+    // Cancelled after it started: it stops at its .await, and its handle resolves only once
+    // it is gone and its slot is free.
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let aborted = v.spawn(async move {
+        started_tx.send(()).unwrap();
+        std::future::pending::<()>().await
+    });
+    started_rx.await.unwrap();
+    aborted.abort();
+    assert!(aborted.await.unwrap_err().is_cancelled());
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let (mut rx1, mut rx2) = (tx.subscribe(), tx.subscribe());
     // Both hold their admission slots until the signal.
@@ -462,8 +472,6 @@ async fn accounting_balances_on_a_view_after_a_mixed_run() {
         let _ = rx2.recv().await;
         panic!("mixed-view-boom")
     });
-    let aborted = v.spawn(async {});
-    aborted.abort();
     let queued = v.spawn(async { 5 });
     let ok = v.spawn(async { 6 });
     let rejected = v.spawn(async { 7 });
@@ -471,7 +479,6 @@ async fn accounting_balances_on_a_view_after_a_mixed_run() {
     held.await.unwrap();
     let r: Result<(), _> = panics.await;
     assert!(r.unwrap_err().is_panic());
-    assert!(aborted.await.unwrap_err().is_cancelled());
     assert_eq!(queued.await.unwrap(), 5);
     let ok = ok.await;
     assert!(matches!(ok, Ok(6)), "{ok:?}");

@@ -27,8 +27,10 @@ use crate::metrics::DispatcherMetrics;
 /// What a whole registry shares with each of its dispatchers.
 pub(crate) struct RegistryShared {
     pub failure_handler: Option<FailureHandler>,
-    /// Views made with `Dispatcher::limited`, so shutdown drains and reports them too.
-    adopted: std::sync::Mutex<Vec<std::sync::Weak<DispatcherCore>>>,
+    /// Views made with `Dispatcher::limited`, so shutdown drains and reports them too; and
+    /// whether shutdown began (a view made after that is closed at once). One lock for both,
+    /// so a view is either in shutdown's list or closed.
+    adopted: std::sync::Mutex<Adopted>,
     next_task_id: AtomicU64,
     /// The cpu runtime: its clock measures admission waits and its drivers serve futures
     /// pinned to blocking pools. Shut down last.
@@ -39,7 +41,7 @@ impl RegistryShared {
     pub(crate) fn new(failure_handler: Option<FailureHandler>, cpu: Handle) -> Self {
         RegistryShared {
             failure_handler,
-            adopted: std::sync::Mutex::new(Vec::new()),
+            adopted: std::sync::Mutex::new(Adopted::default()),
             next_task_id: AtomicU64::new(1),
             cpu,
         }
@@ -50,16 +52,27 @@ impl RegistryShared {
         TaskId(self.next_task_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Keeps track of an ad-hoc view; a registry already shutting down closes it at once.
+    /// Keeps track of an ad-hoc view; a registry already shutting down closes it at once, so
+    /// it rejects everything (`ShuttingDown`) rather than queue work nobody will run.
     pub(crate) fn adopt(&self, d: &super::Dispatcher) {
         let mut adopted = crate::sync::lock(&self.adopted);
-        adopted.retain(|w| w.strong_count() > 0);
-        adopted.push(Arc::downgrade(&d.core));
+        if adopted.closing {
+            drop(adopted);
+            d.core.close();
+            d.core.stop_executor();
+            return;
+        }
+        adopted.views.retain(|w| w.strong_count() > 0);
+        adopted.views.push(Arc::downgrade(&d.core));
     }
 
-    /// The ad-hoc views still alive, newest first (a view of a view before its parent).
-    pub(crate) fn adopted(&self) -> Vec<super::Dispatcher> {
-        crate::sync::lock(&self.adopted)
+    /// Marks the registry as shutting down and returns the ad-hoc views alive now, newest
+    /// first (a view of a view before its parent). Views adopted later are closed at birth.
+    pub(crate) fn begin_shutdown(&self) -> Vec<super::Dispatcher> {
+        let mut adopted = crate::sync::lock(&self.adopted);
+        adopted.closing = true;
+        adopted
+            .views
             .iter()
             .rev()
             .filter_map(std::sync::Weak::upgrade)
@@ -70,6 +83,12 @@ impl RegistryShared {
     pub(crate) fn report_failure(&self, failure: &Failure) {
         failure::report(self.failure_handler.as_ref(), failure);
     }
+}
+
+#[derive(Default)]
+pub(crate) struct Adopted {
+    views: Vec<std::sync::Weak<DispatcherCore>>,
+    closing: bool,
 }
 
 /// How a dispatcher kind runs work.
@@ -84,9 +103,11 @@ pub(crate) enum Executor {
 }
 
 impl Executor {
-    /// A queued task was cancelled: the pool counts it as a tombstone to sweep.
-    pub(crate) fn on_cancelled_in_queue(&self) {
+    /// A queued task was cancelled. A pool frees its slot now and counts it as a tombstone to
+    /// sweep; elsewhere the runner frees the slot when it drops the work.
+    pub(crate) fn on_cancelled_in_queue(&self, admission: &Admission) {
         if let Executor::Pool(pool) = self {
+            admission.release();
             pool.on_tombstone();
         }
     }
@@ -465,8 +486,12 @@ impl DispatcherCore {
         // Release: a drain that reads zero (Acquire) sees the outcome counted above.
         let in_flight = self.counters.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
         self.metrics.in_flight.set(in_flight as f64);
-        if in_flight == 0 && self.draining.load(Ordering::Acquire) {
-            self.idle.notify_waiters();
+        if in_flight == 0 {
+            // Idle: let go of finished tasks' allocations now rather than at the next burst.
+            self.live.prune();
+            if self.draining.load(Ordering::Acquire) {
+                self.idle.notify_waiters();
+            }
         }
     }
 

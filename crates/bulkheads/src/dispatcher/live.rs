@@ -4,9 +4,10 @@
 //! references and is pruned lazily: registering a task is a push under a shard lock, and
 //! deciding one costs nothing here (a removal per task was a sixth of a no-op job's cost on
 //! the pool benchmark). A shard drops the entries of decided or freed tasks whenever it has
-//! doubled since its last pruning, so it never holds more than about twice the live tasks
-//! plus a constant, and what a dead entry keeps is only the task's empty allocation: its work
-//! and result are dropped when the task ends, not when it is pruned.
+//! doubled since its last pruning, and every shard is pruned when the dispatcher goes idle:
+//! under load it holds at most about twice the live tasks plus a constant, and after a burst
+//! it lets go. A dead entry keeps the task's allocation (its work and result are dropped when
+//! the task ends, but the cell's memory is freed only with its last reference).
 //!
 //! Sharded by task id so that submitters on different threads rarely meet on one lock.
 
@@ -27,6 +28,15 @@ struct Shard {
     tasks: Vec<Weak<dyn LiveTask>>,
     /// Prune when `tasks` reaches this length.
     prune_at: usize,
+}
+
+impl Shard {
+    fn prune(&mut self) {
+        self.tasks
+            .retain(|t| t.upgrade().is_some_and(|t| !t.is_decided()));
+        self.tasks.shrink_to(PRUNE_FLOOR.max(2 * self.tasks.len()));
+        self.prune_at = PRUNE_FLOOR.max(2 * self.tasks.len());
+    }
 }
 
 impl LiveSet {
@@ -51,6 +61,16 @@ impl LiveSet {
             shard.prune_at = PRUNE_FLOOR.max(2 * shard.tasks.len());
         }
         shard.tasks.push(task);
+    }
+
+    /// Drops entries of decided or freed tasks, skipping shards another thread holds. Called
+    /// when the dispatcher goes idle, so a burst's allocations do not outlive it.
+    pub(crate) fn prune(&self) {
+        for shard in &self.shards {
+            if let Ok(mut shard) = shard.try_lock() {
+                shard.prune();
+            }
+        }
     }
 
     /// Every task undecided now, in no particular order.
@@ -108,5 +128,12 @@ mod tests {
             "{total} entries for {} live tasks",
             undecided.len()
         );
+        // Once everything is decided, an idle prune lets go of every entry.
+        for t in &undecided {
+            t.0.store(true, Ordering::SeqCst);
+        }
+        set.prune();
+        let total: usize = set.shards.iter().map(|s| lock(s).tasks.len()).sum();
+        assert_eq!(total, 0);
     }
 }

@@ -287,7 +287,8 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
             match cur & STAGE {
                 QUEUED => {
                     if self.cancel_queued() {
-                        self.header.core.executor.on_cancelled_in_queue();
+                        let core = &self.header.core;
+                        core.executor.on_cancelled_in_queue(&core.admission);
                         return;
                     }
                 }
@@ -356,7 +357,11 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
         true
     }
 
-    /// `QUEUED -> CANCELLED`: the work never starts and its slot is freed now.
+    /// `QUEUED -> CANCELLED`: the work never starts. Its slot is *not* released here: a pool
+    /// releases it at once (it sweeps its queue of tombstones, see `on_cancelled_in_queue`);
+    /// on a runtime or a view the runner releases it when it drops the work, so cancelled
+    /// tasks still sitting in an executor's queue count against capacity and an abort storm
+    /// cannot grow that queue past it.
     pub(crate) fn cancel_queued(&self) -> bool {
         if self
             .header
@@ -368,9 +373,8 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
         }
         let core = &self.header.core;
         core.count_decided(Outcome::Cancelled { abandoned: false }, true);
-        core.release_slot();
         let work = self.take_work();
-        drop_quietly(work);
+        self.drop_user(work);
         // A runner waiting at its dispatcher's gate drops the work and leaves the gate's queue.
         self.run_waker.wake();
         self.publish(Err(self.cancelled()));
@@ -392,7 +396,37 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
         }
         match unobserved {
             Some(Err(e @ DispatchError::Panicked { .. })) => self.route_failure(e),
-            other => drop_quietly(other),
+            other => self.drop_user(other),
+        }
+    }
+
+    /// Drops a user value (work, future, result). A panic from its `Drop` is contained, so it
+    /// cannot unwind into a pool thread or a runner, and reported like any other panic: never
+    /// silent.
+    pub(crate) fn drop_user<V>(&self, value: V) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+            self.report_drop_panic(payload);
+        }
+    }
+
+    fn report_drop_panic(&self, payload: Box<dyn Any + Send + 'static>) {
+        self.header.core.metrics.failures_panic.increment(1);
+        let failure = Failure {
+            dispatcher: self.header.core.name.clone(),
+            task: self.header.info(),
+            kind: FailureKind::Panic,
+            message: format!(
+                "{} (while dropping the task's work or result)",
+                panic_message(&*payload)
+            ),
+        };
+        self.header.core.registry.report_failure(&failure);
+    }
+
+    /// Drops the runner's pinned future in place, reporting a panic from its `Drop`.
+    fn drop_pinned<F>(&self, mut fut: Pin<&mut Option<F>>) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || fut.set(None))) {
+            self.report_drop_panic(payload);
         }
     }
 
@@ -423,17 +457,6 @@ impl<W: Send + 'static, T: Send + 'static> TaskCell<W, T> {
             task: self.header.info(),
         }
     }
-}
-
-/// Drops a user value, containing a panic from its `Drop` so it cannot unwind into a pool
-/// thread or a runner.
-pub(crate) fn drop_quietly<V>(value: V) {
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
-}
-
-/// Drops a pinned future in place, containing a panic from its `Drop`.
-fn drop_pinned<F>(mut fut: Pin<&mut Option<F>>) {
-    let _ = catch_unwind(AssertUnwindSafe(move || fut.set(None)));
 }
 
 /// The join side of a task, type-erased over the work it carries.
@@ -481,7 +504,7 @@ impl<W: Send + 'static, T: Send + 'static> Joinable<T> for TaskCell<W, T> {
         };
         match pending {
             Output::Ready(Err(e @ DispatchError::Panicked { .. })) => self.route_failure(e),
-            other => drop_quietly(other),
+            other => self.drop_user(other),
         }
     }
 }
@@ -543,11 +566,14 @@ pin_project_lite::pin_project! {
             }
             // The executor dropped us (its runtime shut down, or a view was torn down).
             if this.started.is_some() {
-                drop_pinned(this.fut);
+                this.cell.drop_pinned(this.fut);
                 this.cell.finish(Completion::Cancelled);
             } else {
-                // Not started: nothing else will decide it.
+                // Not started: decide it unless a canceller did, and free its slot (the
+                // canceller of a queued task leaves that to us).
                 let _ = this.cell.cancel_queued();
+                this.cell.drop_pinned(this.fut);
+                this.cell.header().core.release_slot();
             }
         }
     }
@@ -571,11 +597,7 @@ where
             cell,
             fut: Some(fut),
             started,
-            gate: gate.map(|sem| Gate {
-                sem,
-                acquire: None,
-                permit: None,
-            }),
+            gate: gate.map(Gate::join),
             done: false,
         }
     }
@@ -609,15 +631,17 @@ where
                             // is then a no-op), or the gate is gone.
                             let _ = this.cell.cancel_queued();
                             *this.done = true;
-                            drop_pinned(this.fut);
+                            this.cell.drop_pinned(this.fut);
+                            header.core.release_slot();
                             return Poll::Ready(());
                         }
                     }
                 }
                 if !header.try_start() {
-                    // Cancelled while queued: the canceller decided it and freed its slot.
+                    // Cancelled while queued: the canceller decided it; the slot is ours to free.
                     *this.done = true;
-                    drop_pinned(this.fut);
+                    this.cell.drop_pinned(this.fut);
+                    header.core.release_slot();
                     return Poll::Ready(());
                 }
                 let at = header.core.on_start(header);
@@ -627,9 +651,10 @@ where
         };
         // Register before checking: a cancel request after this point wakes us again.
         this.cell.run_waker.register(cx.waker());
-        if header.cancel_requested() {
+        // Decided already means abandoned by shutdown: stop at this poll too.
+        if header.cancel_requested() || header.is_decided() {
             *this.done = true;
-            drop_pinned(this.fut);
+            this.cell.drop_pinned(this.fut);
             *this.gate = None;
             this.cell.finish(Completion::Cancelled);
             return Poll::Ready(());
@@ -651,7 +676,7 @@ where
             Err(payload) => Completion::Panicked(payload),
         };
         *this.done = true;
-        drop_pinned(this.fut);
+        this.cell.drop_pinned(this.fut);
         *this.gate = None;
         core.record_run_time(started_at);
         this.cell.finish(completion);
@@ -671,6 +696,27 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
+    /// Joins the gate's FIFO queue now, at submission, so tasks pass it in the order they
+    /// were submitted, not in the order an executor first polls them (Tokio runs the newest
+    /// task first from its LIFO slot). The real waker replaces the no-op one at the first poll.
+    fn join(sem: Arc<Semaphore>) -> Gate {
+        let mut acquire: Pin<Box<Acquire>> = Box::pin(sem.clone().acquire_owned());
+        let mut cx = Context::from_waker(Waker::noop());
+        let permit = match acquire.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(permit)) => Some(permit),
+            _ => None,
+        };
+        Gate {
+            sem,
+            acquire: if permit.is_some() {
+                None
+            } else {
+                Some(acquire)
+            },
+            permit,
+        }
+    }
+
     /// Ready(true) once passed; Ready(false) when the task was cancelled while waiting.
     fn poll_pass(&mut self, cx: &mut Context<'_>, header: &Header) -> Poll<bool> {
         if self.permit.is_some() {
@@ -767,9 +813,11 @@ mod loom_tests {
         (core, cell)
     }
 
-    /// What a pool thread does with the task.
+    /// What a runner on a runtime does with the task (`TaskFuture` around a closure): a task
+    /// cancelled before it started is decided by the canceller, and its slot freed here.
     fn run(cell: &TaskCell<Closure<fn() -> u8>, u8>) {
         if !cell.header().try_start() {
+            cell.header().core.release_slot();
             return;
         }
         if let Some(Closure(f)) = cell.take_work() {
