@@ -1,13 +1,13 @@
 //! One task: its header, its state machine, and the cell its caller and its runner share.
 //!
 //! Invariant: every admitted task is *decided* exactly once — ok, panicked or cancelled — by
-//! whoever wins the compare-and-swap out of `QUEUED`/`RUNNING`. The winner counts the outcome,
-//! removes the task from the live set and publishes the result. Independently, the *slot* the
-//! task occupies (its admission permit, and for a pool its thread) is released exactly once:
-//! by the canceller when the task never started, otherwise by the runner when the work has
-//! physically stopped. A blocking job cancelled while it runs is decided at once (its caller
-//! sees `Cancelled` immediately) but keeps its slot until the closure returns: that is what
-//! "abandoned" means.
+//! whoever wins the compare-and-swap out of `QUEUED`/`RUNNING`. The winner counts the outcome
+//! and publishes the result (the live set forgets decided tasks lazily). Independently, the
+//! *slot* the task occupies (its admission permit, and for a pool its thread) is released
+//! exactly once: by the runner when the work has stopped or been dropped — or, for a task
+//! cancelled in a pool's queue, by the canceller at once (the pool sweeps the tombstone). A
+//! blocking job cancelled while it runs is decided at once (its caller sees `Cancelled`
+//! immediately) but keeps its slot until the closure returns: that is what "abandoned" means.
 //!
 //! Panics reach exactly one place: the join handle while it is attached, the root failure
 //! handler otherwise (decided under the cell's lock, so a handle dropped concurrently with the
