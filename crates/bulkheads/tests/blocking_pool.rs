@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bulkheads::{BlockingConfig, DispatchError, Dispatcher, Dispatchers, RejectReason};
-use common::{Gate, Latch, os_threads_named};
+use common::{Gate, Latch, occupy, os_threads_named};
 
 fn pool(name: &str, config: BlockingConfig) -> (Dispatchers, Dispatcher) {
     let d = Dispatchers::builder()
@@ -18,23 +18,6 @@ fn pool(name: &str, config: BlockingConfig) -> (Dispatchers, Dispatcher) {
         .unwrap();
     let p = d.get(name).unwrap();
     (d, p)
-}
-
-/// Occupies `n` threads of `p` until the returned gate opens; returns once all have started.
-fn occupy(p: &Dispatcher, n: usize) -> (Gate, Vec<bulkheads::JoinHandle<()>>) {
-    let gate = Gate::new();
-    let started = Latch::new(n);
-    let handles = (0..n)
-        .map(|_| {
-            let (gate, started) = (gate.clone(), started.clone());
-            p.spawn_blocking(move || {
-                started.arrive();
-                gate.wait();
-            })
-        })
-        .collect();
-    started.wait();
-    (gate, handles)
 }
 
 #[tokio::test]

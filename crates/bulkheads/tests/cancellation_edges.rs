@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bulkheads::{BlockingConfig, Dispatchers, LimitedConfig, RejectReason, RuntimeConfig};
-use common::{Gate, Latch};
+use common::{Latch, occupy};
 
 #[tokio::test]
 async fn views_made_after_shutdown_or_drop_reject_instead_of_queueing() {
@@ -105,18 +105,8 @@ async fn an_abort_storm_on_a_capped_view_stays_within_capacity() {
         .build()
         .unwrap();
     let v = d.get("stormy").unwrap();
-    let gate = Gate::new();
-    let started = Latch::new(1);
-    let hog = {
-        let (gate, started) = (gate.clone(), started.clone());
-        v.spawn_blocking(move || {
-            started.arrive();
-            gate.wait();
-        })
-    };
-    tokio::task::spawn_blocking(move || started.wait())
-        .await
-        .unwrap();
+    let (gate, mut held) = occupy(&v, 1);
+    let hog = held.remove(0);
     let created = Arc::new(AtomicUsize::new(0));
     let mut admitted = 0;
     for _ in 0..1000 {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bulkheads::{
     BATCH, BlockingConfig, Dispatcher, Dispatchers, LimitedConfig, RejectReason, RuntimeConfig,
 };
-use common::{Gate, Latch};
+use common::{Gate, Latch, occupy};
 
 /// Counts how many wrapped futures are being polled at this instant, and the peak.
 #[derive(Clone, Default)]
@@ -124,18 +124,8 @@ async fn parked_tasks_hold_no_slot() {
 async fn runnable_tasks_start_in_fifo_order() {
     let d = registry(2);
     let view = d.cpu().limited(1);
-    let gate = Gate::new();
-    let started = Latch::new(1);
-    let blocker = {
-        let (gate, started) = (gate.clone(), started.clone());
-        view.spawn_blocking(move || {
-            started.arrive();
-            gate.wait();
-        })
-    };
-    tokio::task::spawn_blocking(move || started.wait())
-        .await
-        .unwrap();
+    let (gate, mut held) = occupy(&view, 1);
+    let blocker = held.remove(0);
     let order = Arc::new(Mutex::new(Vec::new()));
     let handles: Vec<_> = (0..200)
         .map(|i| {
@@ -286,18 +276,8 @@ async fn a_panicking_task_keeps_the_view_serving() {
 async fn abort_and_drop_cancel_view_tasks() {
     let d = registry(2);
     let view = d.cpu().limited(1);
-    let gate = Gate::new();
-    let started = Latch::new(1);
-    let blocker = {
-        let (gate, started) = (gate.clone(), started.clone());
-        view.spawn_blocking(move || {
-            started.arrive();
-            gate.wait();
-        })
-    };
-    tokio::task::spawn_blocking(move || started.wait())
-        .await
-        .unwrap();
+    let (gate, mut held) = occupy(&view, 1);
+    let blocker = held.remove(0);
     let ran = Arc::new(AtomicBool::new(false));
     let queued = {
         let ran = ran.clone();

@@ -51,16 +51,8 @@ async fn pool_metrics_count_every_outcome() {
     }
     assert!(p.run_blocking(|| panic!("metrics-boom")).await.is_err());
     // Fill 1 thread + 1 queue, then a rejection.
-    let gate = common::Gate::new();
-    let started = common::Latch::new(1);
-    let busy = {
-        let (gate, started) = (gate.clone(), started.clone());
-        p.spawn_blocking(move || {
-            started.arrive();
-            gate.wait();
-        })
-    };
-    started.wait();
+    let (gate, mut held) = common::occupy(&p, 1);
+    let busy = held.remove(0);
     let queued = p.spawn_blocking(|| ());
     assert!(p.spawn_blocking(|| ()).await.unwrap_err().is_rejected());
     queued.abort();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bulkheads::{BlockingConfig, Dispatchers, RejectReason, RuntimeConfig};
-use common::{Gate, Latch};
+use common::occupy;
 
 #[tokio::test]
 async fn queued_work_finishes_when_the_deadline_allows() {
@@ -54,16 +54,8 @@ async fn at_the_deadline_queued_work_is_cancelled_and_running_work_abandoned() {
     let p = d.get("stuck").unwrap();
     let rt = d.get("rt").unwrap();
     p.run_blocking(|| ()).await.unwrap(); // one completed before shutdown
-    let gate = Gate::new();
-    let started = Latch::new(1);
-    let stuck = {
-        let (gate, started) = (gate.clone(), started.clone());
-        p.spawn_blocking(move || {
-            started.arrive();
-            gate.wait();
-        })
-    };
-    started.wait();
+    let (gate, mut held) = occupy(&p, 1);
+    let stuck = held.remove(0);
     let queued: Vec<_> = (0..4).map(|_| p.spawn_blocking(|| ())).collect();
     let parked = rt.spawn(std::future::pending::<()>());
     let report = d.shutdown(Duration::from_millis(20)).await;
@@ -151,16 +143,8 @@ async fn waiters_are_released_with_shutting_down() {
         .build()
         .unwrap();
     let p = d.get("waiters").unwrap();
-    let gate = Gate::new();
-    let started = Latch::new(1);
-    let busy = {
-        let (gate, started) = (gate.clone(), started.clone());
-        p.spawn_blocking(move || {
-            started.arrive();
-            gate.wait();
-        })
-    };
-    started.wait();
+    let (gate, mut held) = occupy(&p, 1);
+    let busy = held.remove(0);
     let mut waiter = tokio_test::task::spawn(p.run_blocking(|| ()));
     assert!(waiter.poll().is_pending());
     let report = d.shutdown(Duration::from_millis(10)).await;

@@ -48,6 +48,24 @@ impl Latch {
     }
 }
 
+/// Occupies `n` slots of `d` with blocking jobs that wait for the returned gate; returns once
+/// all `n` run at the same time.
+pub fn occupy(d: &bulkheads::Dispatcher, n: usize) -> (Gate, Vec<bulkheads::JoinHandle<()>>) {
+    let gate = Gate::new();
+    let started = Latch::new(n);
+    let handles = (0..n)
+        .map(|_| {
+            let (gate, started) = (gate.clone(), started.clone());
+            d.spawn_blocking(move || {
+                started.arrive();
+                gate.wait();
+            })
+        })
+        .collect();
+    started.wait();
+    (gate, handles)
+}
+
 /// Names of this process's OS threads that start with `prefix` (Linux; empty elsewhere).
 pub fn os_threads_named(prefix: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
