@@ -126,15 +126,15 @@ impl Executor {
             // Tokio's own handle is not kept: our cell is the task's identity.
             Executor::Tokio(handle) => drop(handle.spawn(fut)),
             Executor::View(view) => view.spawn(fut),
-            Executor::Pool(_) => unreachable_pool(),
+            // Never reached: the spawn path sends pool work through the pool's queue, whose
+            // canceller frees slots itself. Were a task sent here, dropping it would still
+            // decide it as cancelled and free its slot, so nothing would be lost.
+            Executor::Pool(_) => {
+                tracing::error!(target: "bulkheads", "internal: pool work sent to spawn_task");
+                drop(fut);
+            }
         }
     }
-}
-
-#[cold]
-fn unreachable_pool() {
-    // `spawn_future`/`spawn_closure` route pool work to the pool's queue before this.
-    tracing::error!(target: "bulkheads", "internal: pool work sent to spawn_task");
 }
 
 /// How a decided task ended, for the counters.
