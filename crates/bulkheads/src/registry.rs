@@ -196,6 +196,10 @@ impl Dispatchers {
     /// Dispatchers are drained in dependency order (`cpu`, which serves the others, last).
     ///
     /// Calling it again, or concurrently, returns the first call's report.
+    ///
+    /// Await it from outside the registry's own dispatchers (from `main`, say): a task of one
+    /// of them is itself in flight, so its dispatcher would not drain until the deadline, and
+    /// then the task awaiting `shutdown` would be cancelled with the rest.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.finished
             .get_or_init(|| self.shut_down(deadline))
