@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::dispatcher::TaskInfo;
+use crate::dispatcher::task::id::TaskInfo;
 
 /// Why a task did not produce its value.
 ///

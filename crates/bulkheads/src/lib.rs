@@ -70,26 +70,31 @@
 mod config;
 mod dispatcher;
 mod error;
-mod failure;
 pub mod metrics;
 mod registry;
+mod supervisor;
 mod sync;
+mod validate;
 
 pub use crate::config::{
     BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
 };
-pub use crate::dispatcher::blocking::BlockingConfig;
-pub use crate::dispatcher::limited::{BATCH, LimitedConfig};
-pub use crate::dispatcher::runtime::RuntimeConfig;
-pub use crate::dispatcher::{
-    AdmissionConfig, Dispatcher, JoinHandle, Kind, RejectedCounts, Stats, TaskBuilder, TaskId,
-    TaskInfo,
-};
+pub use crate::dispatcher::Dispatcher;
+pub use crate::dispatcher::admission::AdmissionConfig;
+pub use crate::dispatcher::join::JoinHandle;
+pub use crate::dispatcher::kind::Kind;
+pub use crate::dispatcher::kinds::blocking::BlockingConfig;
+pub use crate::dispatcher::kinds::limited::LimitedConfig;
+pub use crate::dispatcher::kinds::runtime::RuntimeConfig;
+pub use crate::dispatcher::stats::{RejectedCounts, Stats};
+pub use crate::dispatcher::task::id::{TaskId, TaskInfo};
+pub use crate::dispatcher::task_builder::TaskBuilder;
 pub use crate::error::{
     ConfigError, ConfigProblem, DispatchError, PanicPayload, Position, RejectReason,
     UnknownDispatcher,
 };
-pub use crate::failure::{Failure, FailureKind};
-pub use crate::registry::{
-    CANCEL_GRACE, CPU, DispatcherReport, Dispatchers, DispatchersBuilder, MAIN, ShutdownReport,
-};
+pub use crate::registry::Dispatchers;
+pub use crate::registry::builder::DispatchersBuilder;
+pub use crate::registry::shutdown::{CANCEL_GRACE, DispatcherReport, ShutdownReport};
+pub use crate::supervisor::failure::{Failure, FailureKind};
+pub use crate::validate::{CPU, DEFAULT_MAX_THREADS, MAIN};

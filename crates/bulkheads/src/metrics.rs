@@ -4,6 +4,11 @@
 //! never builds a key or allocates a label; with no recorder installed each update is a
 //! branch on an empty handle. Install your recorder *before* building the registry: handles
 //! registered earlier stay bound to the no-op recorder.
+//!
+//! Gauges move by increments and decrements, never by `set` from a value read a moment
+//! earlier: with many threads finishing tasks together, the last `set` could carry a stale
+//! value, while a sum of increments is exact at rest. A recorder is user code: every call into
+//! it is made inside `catch_unwind` by the dispatcher's accounts (`dispatcher/stats.rs`).
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 
@@ -99,6 +104,27 @@ pub(crate) struct DispatcherMetrics {
 }
 
 impl DispatcherMetrics {
+    /// Handles that record nothing: used when registering with the recorder panicked.
+    pub(crate) fn noop() -> Self {
+        DispatcherMetrics {
+            submitted: Counter::noop(),
+            finished_ok: Counter::noop(),
+            finished_panicked: Counter::noop(),
+            finished_cancelled: Counter::noop(),
+            rejected_queue_full: Counter::noop(),
+            rejected_wait_timeout: Counter::noop(),
+            rejected_shutting_down: Counter::noop(),
+            abandoned: Counter::noop(),
+            queue_depth: Gauge::noop(),
+            in_flight: Gauge::noop(),
+            active: Gauge::noop(),
+            threads: Gauge::noop(),
+            queue_wait: Histogram::noop(),
+            run_time: Histogram::noop(),
+            failures_panic: Counter::noop(),
+        }
+    }
+
     pub(crate) fn register(dispatcher: &str) -> Self {
         let d = dispatcher.to_owned();
         DispatcherMetrics {

@@ -11,9 +11,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bulkheads::{
-    BATCH, BlockingConfig, Dispatcher, Dispatchers, LimitedConfig, RejectReason, RuntimeConfig,
+    BlockingConfig, Dispatcher, Dispatchers, LimitedConfig, RejectReason, RuntimeConfig,
 };
 use common::{Gate, Latch, occupy};
+
+/// Tasks a view's worker runs before it yields to its base, as the docs say.
+const BATCH: usize = 16;
 
 /// Counts how many wrapped futures are being polled at this instant, and the peak.
 #[derive(Clone, Default)]

@@ -1,47 +1,112 @@
-//! Admission: the in-flight cap plus the bounded queue, shared by every dispatcher kind.
+//! Admission: the in-flight cap plus the bounded queue, shared by every dispatcher kind, and
+//! the *slots* it hands out.
 //!
-//! Capacity is `cap + queue` (for a blocking pool, `cap` is its thread count). A slot is taken
-//! when a task is admitted and given back when it has physically stopped (or was cancelled
-//! before it started). `spawn*` takes a slot or is rejected at once; `run*` waits up to
-//! `max_wait` in FIFO order. The FIFO and the no-barging rule come from Tokio's fair
-//! semaphore: a released permit goes to the oldest waiter before anyone else can take it, so
-//! `try_acquire` fails while anyone waits. A waiter that times out or is dropped leaves the
-//! queue and returns any permit it was handed (Tokio's `Acquire` drop), so no permit leaks.
+//! Capacity is `cap + queue` (for a blocking pool, `cap` is its thread count). A [`Slot`] is an
+//! owned value: taken when a task is admitted, it travels with the work (in the task cell while
+//! the work waits in a pool's queue, in the runner once it runs) and is released when it is
+//! dropped, so "released exactly once" follows from ownership. `spawn*` takes a slot or is
+//! rejected at once; `run*` waits up to `max_wait` in FIFO order.
+//!
+//! FIFO and no barging come from Tokio's fair semaphore: a released permit goes to the oldest
+//! waiter before anyone else can take it, so `try_acquire` fails while anyone waits. A waiter
+//! that times out or is dropped leaves the queue and returns any permit it was handed (Tokio's
+//! `Acquire` drop), so no permit leaks.
+//!
+//! Runtimes and views with `max_concurrent` also have a *gate*: a second fair semaphore of
+//! `cap` permits that admitted tasks pass, in submission order, before they start.
+//!
+//! Closing (shutdown) turns new submissions and `run*` waiters away with `ShuttingDown`, but
+//! never closes the semaphores themselves: the workers of views over this dispatcher still get
+//! slots while the registry drains, so admitted work of those views can finish.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
-use tokio::sync::{Semaphore, TryAcquireError};
+use tokio::sync::{AcquireError, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::error::RejectReason;
 
+/// Admission of a runtime or a view: an optional in-flight cap and a bounded queue behind it.
+/// (A blocking pool's in-flight cap is its thread count; see [`BlockingConfig`](crate::BlockingConfig).)
+///
+/// Capacity is `max_concurrent + queue`. When it is full, `spawn*` is rejected at once
+/// ([`RejectReason::QueueFull`](crate::RejectReason::QueueFull)) and `run*` waits up to
+/// `max_wait`, FIFO, then gets [`RejectReason::WaitTimeout`](crate::RejectReason::WaitTimeout).
+/// Admitted tasks beyond `max_concurrent` wait to start, in order. Without `max_concurrent`
+/// everything is admitted.
+///
+/// `max_wait` bounds only the wait for room; the time an admitted task then spends queued
+/// before it starts is not part of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdmissionConfig {
+    /// Admitted, unfinished tasks at most (suspended ones count). `None`: no cap.
+    pub max_concurrent: Option<usize>,
+    /// Tasks admitted beyond `max_concurrent`, waiting to start.
+    pub queue: usize,
+    /// How long `run*` callers wait for room; zero rejects at once. At most
+    /// [`MAX_WAIT`](Self::MAX_WAIT).
+    pub max_wait: Duration,
+}
+
+impl AdmissionConfig {
+    /// The longest `max_wait` accepted (one hour): a caller waiting longer than this for a
+    /// slot is a bug, not a policy.
+    pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+}
+
+/// An admitted task's place in its dispatcher's capacity. Released when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+
+impl Slot {
+    /// The slot of an unbounded dispatcher, or of work that runs inline on a thread that
+    /// already holds a slot of its dispatcher: nothing to release.
+    pub(crate) fn unbounded() -> Self {
+        Slot(None)
+    }
+}
+
 pub(crate) struct Admission {
-    /// `None` when the dispatcher has no cap: everything is admitted until shutdown.
-    slots: Option<Semaphore>,
+    /// `cap + queue` permits; `None` when the dispatcher has no cap.
+    slots: Option<Arc<Semaphore>>,
     capacity: usize,
+    /// `max_concurrent` permits of a capped runtime or view.
+    gate: Option<Arc<Semaphore>>,
     max_wait: Duration,
-    /// Set once, at shutdown, before the semaphore closes and long before the timer runtime
-    /// stops, so no waiter polls a timer of a runtime that is gone.
+    /// Set once, at shutdown.
     closed: AtomicBool,
+    /// Wakes `run*` callers waiting for room when admission closes.
+    closing: Notify,
 }
 
 impl Admission {
-    pub(crate) fn bounded(capacity: usize, max_wait: Duration) -> Self {
-        Admission {
-            slots: Some(Semaphore::new(capacity)),
-            capacity,
-            max_wait,
-            closed: AtomicBool::new(false),
+    /// A pool: `threads + queue` slots, its threads are the gate.
+    pub(crate) fn pool(threads: usize, queue: usize, max_wait: Duration) -> Self {
+        Self::new(Some(threads + queue), None, max_wait)
+    }
+
+    /// A runtime or a view: bounded only with `max_concurrent`.
+    pub(crate) fn capped(config: &AdmissionConfig) -> Self {
+        match config.max_concurrent {
+            Some(cap) => Self::new(Some(cap + config.queue), Some(cap), config.max_wait),
+            None => Self::new(None, None, Duration::ZERO),
         }
     }
 
-    pub(crate) fn unbounded() -> Self {
+    fn new(capacity: Option<usize>, gate: Option<usize>, max_wait: Duration) -> Self {
         Admission {
-            slots: None,
-            capacity: usize::MAX,
-            max_wait: Duration::ZERO,
+            slots: capacity.map(|n| Arc::new(Semaphore::new(n))),
+            capacity: capacity.unwrap_or(usize::MAX),
+            gate: gate.map(|n| Arc::new(Semaphore::new(n))),
+            max_wait,
             closed: AtomicBool::new(false),
+            closing: Notify::new(),
         }
     }
 
@@ -50,77 +115,157 @@ impl Admission {
         self.slots.as_ref().map(|_| self.capacity)
     }
 
+    /// The in-flight gate of a capped runtime or view.
+    pub(crate) fn gate(&self) -> Option<&Arc<Semaphore>> {
+        self.gate.as_ref()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         // Acquire: pairs with the Release in `close`.
         self.closed.load(Ordering::Acquire)
     }
 
     /// Takes a slot now or says why not.
-    pub(crate) fn try_admit(&self) -> Result<(), RejectReason> {
+    pub(crate) fn try_admit(&self) -> Result<Slot, RejectReason> {
         if self.is_closed() {
             return Err(RejectReason::ShuttingDown);
         }
         let Some(slots) = &self.slots else {
-            return Ok(());
+            return Ok(Slot::unbounded());
         };
-        match slots.try_acquire() {
-            Ok(permit) => {
-                // Given back explicitly by `release`, when the task stops.
-                permit.forget();
-                Ok(())
-            }
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Slot(Some(permit))),
             Err(TryAcquireError::NoPermits) => Err(RejectReason::QueueFull {
                 capacity: self.capacity,
             }),
+            // Never closed (see the module docs); were it, this is what it would mean.
             Err(TryAcquireError::Closed) => Err(RejectReason::ShuttingDown),
         }
     }
 
     /// Takes a slot, waiting up to `max_wait` in FIFO order. `timer` is the runtime whose
-    /// clock measures the wait (the registry's cpu runtime, whatever runtime the caller is on).
-    /// Dropping the returned future leaves the queue and frees the waiter's place.
-    pub(crate) async fn admit(&self, timer: &Handle) -> Result<(), RejectReason> {
+    /// clock measures the wait (the registry's control runtime, whatever runtime the caller is
+    /// on). Dropping the returned future leaves the queue and frees the waiter's place.
+    pub(crate) async fn admit(&self, timer: &Handle) -> Result<Slot, RejectReason> {
         match self.try_admit() {
             Err(RejectReason::QueueFull { .. }) if !self.max_wait.is_zero() => {}
             other => return other,
         }
         let Some(slots) = &self.slots else {
-            return Ok(());
+            return Ok(Slot::unbounded());
         };
+        let closing = self.closing.notified();
+        tokio::pin!(closing);
+        // Registered before the check, so a close after it wakes us.
+        closing.as_mut().enable();
+        if self.is_closed() {
+            return Err(RejectReason::ShuttingDown);
+        }
         let started = Instant::now();
         let deadline = {
             let _ctx = timer.enter();
             tokio::time::sleep(self.max_wait)
         };
-        tokio::select! {
-            // Biased: the semaphore first, so a slot handed over at the deadline is taken, and
-            // a closed semaphore is seen before the timer is polled.
+        let slot = tokio::select! {
+            // Biased: the semaphore first, so a slot handed over at the deadline is taken.
             biased;
-            acquired = slots.acquire() => match acquired {
-                Ok(permit) => {
-                    permit.forget();
-                    Ok(())
-                }
-                Err(_closed) => Err(RejectReason::ShuttingDown),
+            acquired = slots.clone().acquire_owned() => match acquired {
+                Ok(permit) => Slot(Some(permit)),
+                Err(_closed) => return Err(RejectReason::ShuttingDown),
             },
-            () = deadline, if !self.is_closed() => Err(RejectReason::WaitTimeout {
+            () = &mut closing => return Err(RejectReason::ShuttingDown),
+            () = deadline => return Err(RejectReason::WaitTimeout {
                 waited: started.elapsed(),
             }),
+        };
+        // Closed while the slot was being handed over: give it back.
+        if self.is_closed() {
+            return Err(RejectReason::ShuttingDown);
         }
+        Ok(slot)
     }
 
-    /// Gives a slot back.
-    pub(crate) fn release(&self) {
-        if let Some(slots) = &self.slots {
-            slots.add_permits(1);
+    /// A slot for a worker of a view over this dispatcher: waits in the same FIFO as
+    /// submitters, without a deadline, and is served while the registry drains. With a gate,
+    /// the worker passes it too: it runs tasks, so it counts as started work.
+    pub(crate) async fn worker_slot(&self) -> WorkerSlot {
+        let slot = match &self.slots {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let gate = match &self.gate {
+            Some(g) => g.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        WorkerSlot {
+            _slot: Slot(slot),
+            _gate: gate,
         }
     }
 
     /// Stops admission: later calls and every waiter get `ShuttingDown`.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        if let Some(slots) = &self.slots {
-            slots.close();
+        self.closing.notify_waiters();
+    }
+}
+
+/// What a view's worker holds of its base while it runs a batch.
+pub(crate) struct WorkerSlot {
+    _slot: Slot,
+    _gate: Option<OwnedSemaphorePermit>,
+}
+
+/// Waiting for a permit of the in-flight gate.
+type Acquire = dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send;
+
+/// A task's pass through its dispatcher's in-flight gate.
+pub(crate) struct GatePass {
+    sem: Arc<Semaphore>,
+    acquire: Option<Pin<Box<Acquire>>>,
+    /// Held from start to end; dropping it lets the next queued task start.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl GatePass {
+    /// Joins the gate's FIFO queue now, at submission, so tasks pass it in the order they
+    /// were submitted, not in the order an executor first polls them (Tokio runs the newest
+    /// task first from its LIFO slot). The real waker replaces the no-op one at the first poll.
+    pub(crate) fn join(sem: Arc<Semaphore>) -> Self {
+        let mut acquire: Pin<Box<Acquire>> = Box::pin(sem.clone().acquire_owned());
+        let mut cx = Context::from_waker(Waker::noop());
+        let permit = match acquire.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(permit)) => Some(permit),
+            _ => None,
+        };
+        GatePass {
+            sem,
+            acquire: if permit.is_some() {
+                None
+            } else {
+                Some(acquire)
+            },
+            permit,
+        }
+    }
+
+    /// Ready(true) once passed; Ready(false) if the gate were ever closed.
+    pub(crate) fn poll_pass(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.permit.is_some() {
+            return Poll::Ready(true);
+        }
+        let sem = &self.sem;
+        let acquire = self
+            .acquire
+            .get_or_insert_with(|| Box::pin(sem.clone().acquire_owned()));
+        match acquire.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(permit)) => {
+                self.acquire = None;
+                self.permit = Some(permit);
+                Poll::Ready(true)
+            }
+            Poll::Ready(Err(_)) => Poll::Ready(false),
         }
     }
 }

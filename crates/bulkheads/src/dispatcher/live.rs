@@ -13,12 +13,19 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use super::task::{LiveTask, TaskId};
+use super::task::id::TaskId;
 use crate::sync::lock;
 
 const SHARDS: usize = 8;
 /// A shard is not pruned below this many entries.
 const PRUNE_FLOOR: usize = 64;
+
+/// What the live set and shutdown can do to any task.
+pub(crate) trait LiveTask: Send + Sync {
+    fn cancel(&self);
+    fn force_abandon(&self);
+    fn is_decided(&self) -> bool;
+}
 
 pub(crate) struct LiveSet {
     shards: [Mutex<Shard>; SHARDS],

@@ -8,9 +8,10 @@
 //! Never silent, never twice.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use crate::dispatcher::TaskInfo;
+use crate::dispatcher::task::id::TaskInfo;
 
 /// A task failure that reached the root handler. `Display` gives one line with all it knows.
 ///
@@ -81,21 +82,46 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The root failure handler, shared by every dispatcher of a registry.
+/// The root failure handler, as the builder stores it.
 pub(crate) type FailureHandler = Arc<dyn Fn(&Failure) + Send + Sync + 'static>;
 
-/// Hands `failure` to the handler, or logs it when there is none. A handler that panics is
-/// contained and logged: the failure is not lost and the calling thread survives.
-pub(crate) fn report(handler: Option<&FailureHandler>, failure: &Failure) {
-    match handler {
-        Some(h) => {
-            let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(failure)));
-            if called.is_err() {
-                tracing::error!(target: "bulkheads", %failure, "the root failure handler panicked while handling this failure");
+/// Where the failures nobody observes go: the root handler when there is one, the log
+/// otherwise. Shared by every dispatcher of a registry.
+pub(crate) struct FailureSink {
+    handler: Option<FailureHandler>,
+}
+
+impl FailureSink {
+    pub(crate) fn new(handler: Option<FailureHandler>) -> Self {
+        FailureSink { handler }
+    }
+
+    /// Hands `failure` to the handler, or logs it when there is none. A handler that panics
+    /// is contained and logged: the failure is not lost and the calling thread survives.
+    pub(crate) fn report(&self, failure: &Failure) {
+        match &self.handler {
+            Some(h) => {
+                if catch_unwind(AssertUnwindSafe(|| h(failure))).is_err() {
+                    log(
+                        failure,
+                        "the root failure handler panicked while handling this failure",
+                    );
+                }
             }
+            None => log(failure, "task failed and nobody awaited it"),
         }
-        None => {
-            tracing::error!(target: "bulkheads", %failure, "task failed and nobody awaited it")
-        }
+    }
+}
+
+/// Logs through `tracing`. A subscriber that panics is contained too; then the failure goes
+/// to standard error, the last place left, so that it is never silent.
+fn log(failure: &Failure, what: &'static str) {
+    let logged = catch_unwind(AssertUnwindSafe(|| {
+        tracing::error!(target: "bulkheads", %failure, "{what}");
+    }));
+    if logged.is_err() {
+        eprintln!(
+            "bulkheads: {what}: {failure} (the tracing subscriber panicked while logging it)"
+        );
     }
 }

@@ -1,22 +1,32 @@
 //! The `blocking` kind: a fixed pool of named OS threads with its own FIFO queue.
 //!
 //! Invariants: the pool owns exactly `threads` threads, created at build and never more (none
-//! is ever spawned on demand, none is replaced: a job's panic is caught so no thread dies);
+//! is ever spawned on demand, none is replaced: every job is contained, so no thread dies);
 //! jobs start in the order they were queued; a cancelled queued job is left in the queue as a
-//! tombstone that costs a pointer, and tombstones are swept once they outnumber the live jobs,
-//! so the queue never holds more than about twice its capacity.
+//! tombstone that costs a pointer (its work and slot were dropped by the canceller), and the
+//! queue is swept of tombstones whenever it grows past twice the pool's capacity, so it never
+//! holds more than about that.
+//!
+//! Every pool thread enters the registry's control runtime for its whole life: closures see a
+//! Tokio context (`Handle::current()` works, as in `tokio::task::spawn_blocking`), and futures
+//! pinned to the pool are driven with that runtime's `Handle::block_on`, whose IO and time
+//! drivers the control thread runs: no user work can delay them.
 //!
 //! Admission (capacity = threads + queue) happens before a job reaches this queue; the queue
-//! itself is therefore unbounded in type but bounded in fact.
+//! itself is therefore unbounded in type but bounded in fact. The workers of views over the
+//! pool are jobs too: each takes a slot of the pool's admission while it runs their tasks.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::task::{Completion, TaskCell, TaskFuture};
+use crate::dispatcher::executor::{Executor, Holding, Worker, WorkerHost};
+use crate::dispatcher::stats::Accounts;
+use crate::dispatcher::task::{BlockOn, NewTask, QueuedTask};
 use crate::sync::lock;
 
 /// Configuration of a `blocking` dispatcher: a fixed pool of OS threads with a bounded queue.
@@ -61,89 +71,34 @@ impl BlockingConfig {
     }
 
     /// How long a `run*` caller waits for room when the pool and its queue are full, in FIFO
-    /// order, before `WaitTimeout`. Zero rejects at once.
+    /// order, before `WaitTimeout`. Zero rejects at once. At most one hour.
     pub fn max_wait(mut self, d: Duration) -> Self {
         self.max_wait = d;
         self
     }
 }
 
-/// A closure waiting in a pool queue.
-pub(crate) struct Closure<F>(pub F);
-
-/// A future waiting in a pool queue, to be driven to its end on one pool thread.
-pub(crate) struct Pinned<F>(pub F);
-
-/// What a pool thread can run: a task, or a view's worker.
-pub(crate) trait PoolJob: Send + Sync {
-    fn run(self: Arc<Self>, pool: &BlockingPool);
-    /// A cancelled task left in the queue: skipped and swept.
-    fn is_tombstone(&self) -> bool;
+/// What a pool thread runs.
+enum Job {
+    /// A task; its work waits in its cell.
+    Task(Arc<dyn QueuedTask>),
+    /// A step of a view's worker.
+    Worker(async_task::Runnable),
 }
 
-impl<F, T> PoolJob for TaskCell<Closure<F>, T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
+impl Job {
     fn is_tombstone(&self) -> bool {
-        self.header().is_decided()
-    }
-
-    fn run(self: Arc<Self>, _pool: &BlockingPool) {
-        let header = self.header();
-        if !header.try_start() {
-            return; // cancelled while queued: already decided, its slot already freed
+        match self {
+            Job::Task(t) => t.is_decided(),
+            Job::Worker(_) => false,
         }
-        let core = &header.core;
-        let started_at = core.on_start(header);
-        let Some(Closure(f)) = self.take_work() else {
-            return;
-        };
-        core.active_enter();
-        let ran = {
-            let _entered = header.span.enter();
-            catch_unwind(AssertUnwindSafe(f))
-        };
-        core.active_exit();
-        core.record_run_time(started_at);
-        self.finish(match ran {
-            Ok(v) => Completion::Ok(v),
-            Err(payload) => Completion::Panicked(payload),
-        });
-    }
-}
-
-impl<F> PoolJob for TaskCell<Pinned<F>, F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn is_tombstone(&self) -> bool {
-        self.header().is_decided()
-    }
-
-    fn run(self: Arc<Self>, pool: &BlockingPool) {
-        let header = self.header();
-        if !header.try_start() {
-            return;
-        }
-        let started_at = header.core.on_start(header);
-        let Some(Pinned(fut)) = self.take_work() else {
-            return;
-        };
-        // Pinned to this thread until it ends; the cpu runtime's drivers serve its IO and timers.
-        pool.runtime
-            .block_on(TaskFuture::new(self.clone(), fut, Some(started_at), None));
     }
 }
 
 struct Queue {
-    jobs: VecDeque<Arc<dyn PoolJob>>,
+    jobs: VecDeque<Job>,
     /// Threads waiting on `available`; a push wakes one only when this is non-zero.
     idle: usize,
-    /// Cancelled jobs still in `jobs` (an estimate: it only decides when to sweep).
-    tombstones: usize,
     /// Set at shutdown: threads exit once `jobs` is empty.
     closed: bool,
 }
@@ -160,53 +115,66 @@ pub(crate) struct BlockingPool {
     /// takes a job or is counted idle before a pusher or popper looks.
     spinning: AtomicUsize,
     live_threads: AtomicUsize,
-    threads: usize,
-    runtime: tokio::runtime::Handle,
+    /// Threads + queue: the queue is swept of tombstones when it grows past twice this.
+    capacity: usize,
+    control: tokio::runtime::Handle,
+    accounts: Arc<Accounts>,
+    /// The threads, joined only when a failed build takes back what it started.
+    handles: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// At most this many threads spin at once; the rest sleep at once.
 const MAX_SPINNERS: usize = 2;
 /// Spin steps before sleeping: 2^0..2^5 pause loops, then `yield_now`s (crossbeam's backoff).
 const SPIN_STEPS: u32 = 30;
+/// The queue is never swept below this length.
+const SWEEP_FLOOR: usize = 64;
 
 impl BlockingPool {
-    /// Starts `threads` threads named `<name>-<n>`. On failure, threads already started exit.
+    /// Starts `threads` threads named `<name>-<n>`, and returns once every one runs (so that
+    /// `Stats::threads` and the OS agree from the start). On failure, the threads already
+    /// started are stopped and joined: nothing is left half-started.
     pub(crate) fn start(
-        name: &str,
+        accounts: Arc<Accounts>,
         threads: usize,
-        runtime: tokio::runtime::Handle,
+        queue: usize,
+        control: tokio::runtime::Handle,
     ) -> std::io::Result<Arc<Self>> {
         let pool = Arc::new(BlockingPool {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 idle: 0,
-                tombstones: 0,
                 closed: false,
             }),
             available: Condvar::new(),
             len: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             live_threads: AtomicUsize::new(0),
-            threads,
-            runtime,
+            capacity: threads + queue,
+            control,
+            accounts,
+            handles: Mutex::new(Vec::with_capacity(threads)),
         });
-        // Each thread reports once it runs (and so carries its OS name), so that when the
-        // registry is built every thread exists: `Stats::threads` and `top` agree from the start.
         let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
         for n in 0..threads {
             let worker = pool.clone();
             let up = up_tx.clone();
             pool.live_threads.fetch_add(1, Ordering::Relaxed);
-            let spawned = std::thread::Builder::new()
-                .name(format!("{name}-{n}"))
-                .spawn(move || {
+            let spawned =
+                crate::sync::spawn_thread(format!("{}-{n}", pool.accounts.name), move || {
+                    let _ctx = worker.control.enter();
+                    let _holding = Holding::new(&*worker);
                     let _ = up.send(());
-                    worker.work()
+                    worker.work();
                 });
-            if let Err(e) = spawned {
-                pool.live_threads.fetch_sub(1, Ordering::Relaxed);
-                pool.close();
-                return Err(e);
+            match spawned {
+                Ok(handle) => lock(&pool.handles).push(handle),
+                Err(e) => {
+                    pool.live_threads.fetch_sub(1, Ordering::Relaxed);
+                    pool.close();
+                    pool.join();
+                    return Err(e);
+                }
             }
         }
         drop(up_tx);
@@ -216,87 +184,88 @@ impl BlockingPool {
                 break;
             }
         }
+        pool.accounts.threads_gauge(threads as f64);
         Ok(pool)
     }
 
-    /// The runtime whose drivers serve futures run on this pool.
-    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.runtime
-    }
-
-    /// Threads the pool was built with.
-    pub(crate) fn threads(&self) -> usize {
-        self.threads
-    }
-
-    pub(crate) fn live_threads(&self) -> usize {
-        self.live_threads.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn push(&self, job: Arc<dyn PoolJob>) {
-        let mut q = lock(&self.queue);
-        q.jobs.push_back(job);
-        self.len.store(q.jobs.len(), Ordering::Release);
-        // A spinner will take it; otherwise wake a sleeper. Further jobs that one spinner
-        // cannot take are passed on by `next_job` when it pops (see there).
-        // SeqCst pairs with the spinner's SeqCst decrement: see `spinning`.
-        let wake = q.idle > 0 && self.spinning.load(Ordering::SeqCst) == 0;
-        drop(q);
-        if wake {
-            self.available.notify_one();
+    /// Waits for every thread to exit. Only for a pool that was closed while idle (a failed
+    /// build): a running job would make this wait for it.
+    pub(crate) fn join(&self) {
+        let handles = std::mem::take(&mut *lock(&self.handles));
+        for h in handles {
+            let _ = h.join();
         }
     }
 
-    /// A queued job was cancelled. Sweeps the queue once tombstones outnumber live jobs, so a
-    /// storm of cancellations cannot grow the queue past about twice its capacity.
-    pub(crate) fn on_tombstone(&self) {
+    fn push(&self, job: Job) {
         let swept = {
             let mut q = lock(&self.queue);
-            q.tombstones += 1;
-            if q.tombstones >= 32 && q.tombstones * 2 >= q.jobs.len() {
-                let mut swept = Vec::new();
-                let mut kept = VecDeque::with_capacity(q.jobs.len());
-                for job in q.jobs.drain(..) {
-                    if job.is_tombstone() {
-                        swept.push(job);
-                    } else {
-                        kept.push_back(job);
-                    }
+            if q.closed {
+                // Stopped: nobody would run it. A task is decided as cancelled now rather
+                // than left for a caller to wait on forever.
+                drop(q);
+                if let Job::Task(task) = &job {
+                    task.cancel();
                 }
-                q.jobs = kept;
-                q.tombstones = 0;
-                self.len.store(q.jobs.len(), Ordering::Release);
-                swept
+                return;
+            }
+            q.jobs.push_back(job);
+            let swept = if q.jobs.len() > SWEEP_FLOOR.max(2 * self.capacity) {
+                self.sweep(&mut q)
             } else {
                 Vec::new()
+            };
+            self.len.store(q.jobs.len(), Ordering::Release);
+            // A spinner will take it; otherwise wake a sleeper. Further jobs that one spinner
+            // cannot take are passed on by `next_job` when it pops (see there).
+            // SeqCst pairs with the spinner's SeqCst decrement: see `spinning`.
+            let wake = q.idle > 0 && self.spinning.load(Ordering::SeqCst) == 0;
+            drop(q);
+            if wake {
+                self.available.notify_one();
             }
+            swept
         };
         drop(swept); // outside the lock
     }
 
-    /// Threads exit once the queue is empty.
-    pub(crate) fn close(&self) {
-        lock(&self.queue).closed = true;
-        self.available.notify_all();
+    /// Takes the tombstones out of the queue. Only cancelled tasks' cells are in them (their
+    /// work and slot were dropped by the canceller), so dropping them runs no user code.
+    fn sweep(&self, q: &mut Queue) -> Vec<Job> {
+        let (tombstones, kept): (VecDeque<Job>, VecDeque<Job>) =
+            q.jobs.drain(..).partition(Job::is_tombstone);
+        q.jobs = kept;
+        tombstones.into()
     }
 
     fn work(self: Arc<Self>) {
         while let Some(job) = self.next_job() {
-            // The job contains its own panics; this guard keeps the thread alive even if our
-            // bookkeeping around it ever panicked.
-            let _ = catch_unwind(AssertUnwindSafe(|| job.run(&self)));
+            // Every job contains its own panics; this guard keeps the thread alive even if
+            // our bookkeeping around one ever panicked, and reports it.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.run(job))) {
+                self.accounts
+                    .report_internal(payload, "a pool thread's job");
+            }
         }
         self.live_threads.fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn next_job(&self) -> Option<Arc<dyn PoolJob>> {
+    fn run(&self, job: Job) {
+        match job {
+            Job::Task(task) => task.run(self),
+            Job::Worker(runnable) => {
+                runnable.run();
+            }
+        }
+    }
+
+    fn next_job(&self) -> Option<Job> {
         loop {
             {
                 let mut q = lock(&self.queue);
                 while let Some(job) = q.jobs.pop_front() {
                     self.len.store(q.jobs.len(), Ordering::Release);
                     if job.is_tombstone() {
-                        q.tombstones = q.tombstones.saturating_sub(1);
                         continue;
                     }
                     // Pass work on: more jobs wait than spinners will take, and someone sleeps.
@@ -351,5 +320,55 @@ impl BlockingPool {
         }
         self.spinning.fetch_sub(1, Ordering::SeqCst);
         found
+    }
+}
+
+impl BlockOn for BlockingPool {
+    fn block_on(&self, fut: Pin<&mut dyn Future<Output = ()>>) {
+        self.control.block_on(fut);
+    }
+}
+
+impl Executor for BlockingPool {
+    fn submit<F>(&self, task: NewTask<F>)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.push(Job::Task(task.queued()));
+    }
+
+    fn threads(&self) -> usize {
+        self.live_threads.load(Ordering::Relaxed)
+    }
+
+    fn holds_current_thread(&self) -> bool {
+        Holding::held(self)
+    }
+
+    fn host(self: &Arc<Self>) -> Arc<dyn WorkerHost> {
+        self.clone()
+    }
+
+    /// Threads exit once the queue is empty.
+    fn close(&self) {
+        lock(&self.queue).closed = true;
+        self.available.notify_all();
+    }
+}
+
+impl WorkerHost for BlockingPool {
+    /// The worker becomes an `async-task` task whose every wake queues it at the pool's tail:
+    /// while it waits for a slot of the pool it holds no thread.
+    fn spawn_worker(self: Arc<Self>, worker: Worker) {
+        let pool = Arc::downgrade(&self);
+        let (runnable, task) = async_task::spawn(worker, move |r| {
+            // A pool that is gone has stopped: dropping the runnable drops the worker.
+            if let Some(pool) = pool.upgrade() {
+                pool.push(Job::Worker(r));
+            }
+        });
+        task.detach();
+        runnable.schedule();
     }
 }

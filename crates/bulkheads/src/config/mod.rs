@@ -662,7 +662,7 @@ impl Checker {
                 let queue = self.count(&sub("queue"), get(t, "queue"));
                 let max_wait = self.duration(&sub("max_wait"), get(t, "max_wait"));
                 Some(DispatcherSection::Limited(LimitedSection {
-                    base: base.unwrap_or_else(|| crate::registry::CPU.to_owned()),
+                    base: base.unwrap_or_else(|| crate::validate::CPU.to_owned()),
                     parallelism: parallelism.unwrap_or(1),
                     max_concurrent,
                     queue,
@@ -688,7 +688,10 @@ impl Checker {
                 self.problem(
                     &k,
                     pos,
-                    format!("unknown kind '{other}'{}", suggest(other, KINDS, "kinds")),
+                    format!(
+                        "unknown kind '{other}'{}",
+                        crate::validate::suggest(other, KINDS, "kinds")
+                    ),
                 );
                 None
             }
@@ -737,7 +740,10 @@ impl Checker {
                 self.problem(
                     &path,
                     entry.key_at,
-                    format!("unknown key '{k}' in {within}{}", suggest(k, valid, "keys")),
+                    format!(
+                        "unknown key '{k}' in {within}{}",
+                        crate::validate::suggest(k, valid, "keys")
+                    ),
                 );
             }
         }
@@ -753,7 +759,7 @@ impl Checker {
         match get(t, name) {
             Some(v) => self.count(&format!("{key}.{name}"), Some(v)),
             None => {
-                let (min, max) = crate::registry::limits(name);
+                let (min, max) = crate::validate::limits(name);
                 self.problem(
                     key,
                     at,
@@ -772,7 +778,7 @@ impl Checker {
             self.positions.insert(key.to_owned(), at);
         }
         let leaf = key.rsplit('.').next().unwrap_or(key);
-        let (min, max) = crate::registry::limits(leaf);
+        let (min, max) = crate::validate::limits(leaf);
         match node {
             Node::Integer(n, _) => match usize::try_from(*n) {
                 // The builder checks the range, for code and files alike.
@@ -853,20 +859,5 @@ fn what(node: &Node) -> String {
         Node::Integer(n, _) => format!("the integer {n}"),
         Node::Str(s, _) => format!("the string \"{s}\""),
         Node::Other(what, _) => (*what).to_owned(),
-    }
-}
-
-/// `; did you mean 'x'? valid <what>: a, b` when a valid word is close enough, else
-/// `; valid <what>: a, b`.
-pub(crate) fn suggest(got: &str, valid: &[&str], what: &str) -> String {
-    let list = valid.join(", ");
-    let near = valid
-        .iter()
-        .map(|v| (strsim::damerau_levenshtein(got, v), *v))
-        .filter(|(d, v)| *d <= 2.max(v.len() / 3))
-        .min_by_key(|(d, _)| *d);
-    match near {
-        Some((_, v)) => format!("; did you mean '{v}'? valid {what}: {list}"),
-        None => format!("; valid {what}: {list}"),
     }
 }

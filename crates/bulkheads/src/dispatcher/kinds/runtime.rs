@@ -1,0 +1,183 @@
+//! Dedicated Tokio runtimes: the registry's `cpu` pool and the `runtime` kind (and `main`, the
+//! runtime current at build, which views can sit on but the registry does not own).
+//!
+//! Each owned runtime is a multi-thread runtime with IO and time drivers, its worker threads
+//! named `<dispatcher>-<n>`. Blocking closures submitted to it run as tasks on its workers (CPU
+//! work); they never escape to a blocking pool. The runtime's own Tokio blocking pool (used by
+//! `tokio::fs`, DNS lookups and `spawn_blocking` inside it) is bounded (`blocking_threads`,
+//! default [`RuntimeConfig::DEFAULT_BLOCKING_THREADS`]) and its threads are named
+//! `<dispatcher>-blk-<n>`; its queue is Tokio's, which has no bound (put work that needs one
+//! on a `blocking` dispatcher). The registry shuts owned runtimes down with
+//! `shutdown_background`, which neither blocks nor panics inside an async context.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+use crate::dispatcher::admission::AdmissionConfig;
+use crate::dispatcher::executor::{Executor, Worker, WorkerHost};
+use crate::dispatcher::task::NewTask;
+
+/// Configuration of a `runtime` dispatcher: a dedicated multi-thread Tokio runtime.
+///
+/// ```
+/// use bulkheads::RuntimeConfig;
+/// // Two workers; its `tokio::fs` and `spawn_blocking` calls get at most 4 threads.
+/// let payments = RuntimeConfig::workers(2).blocking_threads(4);
+/// # let _ = payments;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub(crate) workers: usize,
+    pub(crate) blocking_threads: usize,
+    pub(crate) admission: AdmissionConfig,
+}
+
+impl RuntimeConfig {
+    /// Most worker threads a runtime may have.
+    pub const MAX_WORKERS: usize = 1024;
+    /// Threads of a runtime's own Tokio blocking pool, unless set.
+    pub const DEFAULT_BLOCKING_THREADS: usize = 16;
+    /// Most threads a runtime's own Tokio blocking pool may have.
+    pub const MAX_BLOCKING_THREADS: usize = 4096;
+
+    /// A runtime with `n` worker threads (1 to 1024).
+    pub fn workers(n: usize) -> Self {
+        RuntimeConfig {
+            workers: n,
+            blocking_threads: Self::DEFAULT_BLOCKING_THREADS,
+            admission: AdmissionConfig::default(),
+        }
+    }
+
+    /// Threads of the runtime's own Tokio blocking pool (1 to 4096), which runs `tokio::fs`,
+    /// DNS lookups and `tokio::task::spawn_blocking` called from its tasks. Default
+    /// [`DEFAULT_BLOCKING_THREADS`](Self::DEFAULT_BLOCKING_THREADS).
+    pub fn blocking_threads(mut self, n: usize) -> Self {
+        self.blocking_threads = n;
+        self
+    }
+
+    /// Caps admitted, unfinished tasks at `n`; see [`AdmissionConfig`].
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.admission.max_concurrent = Some(n);
+        self
+    }
+
+    /// Tasks admitted beyond `max_concurrent`, waiting to start.
+    pub fn queue(mut self, n: usize) -> Self {
+        self.admission.queue = n;
+        self
+    }
+
+    /// How long `run*` callers wait for room when full.
+    pub fn max_wait(mut self, d: std::time::Duration) -> Self {
+        self.admission.max_wait = d;
+        self
+    }
+}
+
+/// Builds a runtime with `workers` threads named `<name>-<n>` and a blocking pool of at most
+/// `blocking_threads` threads named `<name>-blk-<n>`, and returns once every worker runs (so
+/// `Stats::threads` and the OS agree from the start).
+pub(crate) fn build(
+    name: &str,
+    workers: usize,
+    blocking_threads: usize,
+) -> std::io::Result<Runtime> {
+    let prefix: Arc<str> = name.into();
+    let spawned = Arc::new(AtomicUsize::new(0));
+    let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
+    let up_tx = std::sync::Mutex::new(up_tx);
+    let rt = Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(blocking_threads)
+        // Tokio starts the workers first, one by one, when it builds the runtime; every
+        // thread after them belongs to the blocking pool.
+        .thread_name_fn(move || {
+            let n = spawned.fetch_add(1, Ordering::Relaxed);
+            if n < workers {
+                format!("{prefix}-{n}")
+            } else {
+                format!("{prefix}-blk-{}", n - workers)
+            }
+        })
+        .on_thread_start(move || {
+            let _ = crate::sync::lock(&up_tx).send(());
+        })
+        .enable_all()
+        .build()?;
+    for _ in 0..workers {
+        if up_rx.recv().is_err() {
+            break;
+        }
+    }
+    Ok(rt)
+}
+
+/// A runtime owned by the registry. Dropping it shuts it down in the background: it neither
+/// blocks nor panics, even inside another runtime's async context (where dropping a plain
+/// `Runtime` panics).
+pub(crate) struct OwnedRuntime(Option<Runtime>);
+
+impl OwnedRuntime {
+    pub(crate) fn new(rt: Runtime) -> Self {
+        OwnedRuntime(Some(rt))
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Tasks on a Tokio runtime: the cpu pool, a `runtime` dispatcher, or `main`.
+pub(crate) struct TokioRuntime {
+    handle: Handle,
+}
+
+impl TokioRuntime {
+    pub(crate) fn new(handle: Handle) -> Arc<Self> {
+        Arc::new(TokioRuntime { handle })
+    }
+}
+
+impl Executor for TokioRuntime {
+    fn submit<F>(&self, task: NewTask<F>)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        // Tokio's own handle is not kept: our cell is the task's identity. On a runtime that
+        // has shut down the runner is dropped at once, which decides the task as cancelled.
+        drop(self.handle.spawn(task.runner()));
+    }
+
+    fn threads(&self) -> usize {
+        self.handle.metrics().num_workers()
+    }
+
+    /// A runtime's workers never wait for the runtime's own tasks by blocking (Tokio refuses
+    /// `block_on` there), so nothing runs inline.
+    fn holds_current_thread(&self) -> bool {
+        false
+    }
+
+    fn host(self: &Arc<Self>) -> Arc<dyn WorkerHost> {
+        self.clone()
+    }
+
+    /// The registry owns the runtime and shuts it down itself.
+    fn close(&self) {}
+}
+
+impl WorkerHost for TokioRuntime {
+    fn spawn_worker(self: Arc<Self>, worker: Worker) {
+        drop(self.handle.spawn(worker));
+    }
+}

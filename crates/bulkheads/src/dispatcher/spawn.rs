@@ -1,0 +1,376 @@
+//! The one spawn path. Every task of every kind, whatever call created it, is admitted,
+//! named, counted, registered as live, given a child of its caller's span and handed to its
+//! dispatcher's executor here; the runner (`task/runner.rs`) then decides and records it. A
+//! kind only supplies *how to run* a task (`executor.rs`).
+//!
+//! Work awaited with `run*` from a thread that holds a slot of the same dispatcher (a job on a
+//! pool waiting for more work on that pool, a view's task waiting for the view) runs inline, on
+//! the waiting thread: queued behind the waiter's own slot it could never start, and the waiter
+//! already holds a slot of that dispatcher, so the caps still hold.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::sync::{Arc, Mutex, Weak};
+
+use quanta::Instant;
+
+use super::admission::{Admission, GatePass, Slot};
+use super::executor::Base;
+use super::kind::Kind;
+use super::kinds::AnyExecutor;
+use super::kinds::limited::LimitedView;
+use super::live::LiveTask;
+use super::stats::{Accounts, Stats};
+use super::task::NewTask;
+use super::task::cell::{Header, Joinable, TaskCell, WorkKind};
+use super::task::id::{TaskId, TaskInfo};
+use super::task::runner::TaskFuture;
+use super::task::state::State;
+use crate::error::{DispatchError, RejectReason};
+use crate::registry::shared::Shared;
+use crate::sync::lock;
+
+/// Who a task will be, settled at the call (its span is the caller's context then).
+pub(crate) struct Meta {
+    pub info: TaskInfo,
+    pub span: tracing::Span,
+}
+
+/// A task handed to the caller: its id and its join side.
+pub(crate) type Spawned<T> = (TaskId, Arc<dyn Joinable<T>>);
+
+pub(crate) struct DispatcherCore {
+    pub accounts: Arc<Accounts>,
+    pub admission: Arc<Admission>,
+    pub executor: AnyExecutor,
+    pub shared: Arc<Shared>,
+    /// Views made on this dispatcher with `Dispatcher::limited`, and the counts of those
+    /// already dropped, so that shutdown drains and reports them all.
+    adhoc: Mutex<AdHoc>,
+    /// For an ad-hoc view: the dispatcher it was made on, which keeps its counts once it is
+    /// dropped.
+    parent: Option<Arc<DispatcherCore>>,
+}
+
+#[derive(Default)]
+struct AdHoc {
+    views: Vec<Weak<DispatcherCore>>,
+    /// Final counts of dropped views, merged by name.
+    retired: Vec<Stats>,
+    /// Set when shutdown collects the views: a view made later is closed at birth.
+    closing: bool,
+}
+
+impl DispatcherCore {
+    pub(crate) fn new(
+        accounts: Arc<Accounts>,
+        admission: Admission,
+        executor: AnyExecutor,
+        shared: Arc<Shared>,
+    ) -> Self {
+        DispatcherCore {
+            accounts,
+            admission: Arc::new(admission),
+            executor,
+            shared,
+            adhoc: Mutex::new(AdHoc::default()),
+            parent: None,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.accounts.name
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.accounts.kind
+    }
+
+    /// What views over this dispatcher sit on.
+    pub(crate) fn as_base(&self) -> Base {
+        Base {
+            host: self.executor.host(),
+            admission: self.admission.clone(),
+            accounts: self.accounts.clone(),
+        }
+    }
+
+    // ----- submission --------------------------------------------------------------------------
+
+    /// Names a task at its call site. A tracing subscriber that panics is contained: the task
+    /// then runs without a span, and the panic is reported.
+    pub(crate) fn meta(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+    ) -> Meta {
+        let info = TaskInfo::new(self.shared.ids.next(), name, location);
+        let span = match catch_unwind(AssertUnwindSafe(|| {
+            let parent = tracing::Span::current();
+            if parent.is_none() {
+                return parent;
+            }
+            let child =
+                tracing::debug_span!(parent: &parent, "bulkheads.task", dispatcher = %self.name());
+            if child.is_disabled() { parent } else { child }
+        })) {
+            Ok(span) => span,
+            Err(payload) => {
+                self.accounts.report_panic(
+                    &info,
+                    payload,
+                    "in the tracing subscriber, creating its span",
+                );
+                tracing::Span::none()
+            }
+        };
+        Meta { info, span }
+    }
+
+    /// Admits now (the `spawn*` calls). A rejection is counted here.
+    pub(crate) fn try_admit(&self, meta: &Meta) -> Result<Slot, RejectReason> {
+        self.admission.try_admit().inspect_err(|reason| {
+            self.accounts.rejected(&meta.info, reason);
+        })
+    }
+
+    /// Admits within `max_wait` (the `run*` calls). A caller dropped while waiting counts as
+    /// submitted and cancelled, so the accounting identity holds for it too.
+    pub(crate) async fn admit(&self, meta: &Meta) -> Result<Slot, RejectReason> {
+        struct Waiting<'a>(&'a Accounts, &'a TaskInfo, bool);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.waiting_exit(self.1, !self.2);
+            }
+        }
+        if let Ok(slot) = self.admission.try_admit() {
+            return Ok(slot);
+        }
+        self.accounts.waiting_enter();
+        let mut waiting = Waiting(&self.accounts, &meta.info, false);
+        let decision = self.admission.admit(&self.shared.control).await;
+        waiting.2 = true;
+        drop(waiting);
+        decision.inspect_err(|reason| self.accounts.rejected(&meta.info, reason))
+    }
+
+    /// The error of a rejected task.
+    pub(crate) fn rejection(&self, reason: RejectReason) -> DispatchError {
+        DispatchError::Rejected {
+            dispatcher: self.name().clone(),
+            reason,
+        }
+    }
+
+    /// Creates the cell of an admitted task and registers it: counted, live.
+    fn new_task<F>(
+        self: &Arc<Self>,
+        meta: Meta,
+        work: WorkKind,
+        fut: F,
+        slot: Slot,
+        gated: bool,
+    ) -> NewTask<F>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.accounts.admitted(&meta.info);
+        let cell = Arc::new(TaskCell::new(
+            Header {
+                info: meta.info,
+                submitted_at: Instant::now(),
+                work,
+                accounts: self.accounts.clone(),
+                state: State::new(),
+            },
+            None,
+        ));
+        let live: Arc<dyn LiveTask> = cell.clone();
+        self.accounts
+            .live
+            .register(cell.header.info.id, Arc::downgrade(&live));
+        NewTask {
+            cell,
+            work: fut,
+            slot,
+            gate: if gated {
+                self.admission.gate().cloned().map(GatePass::join)
+            } else {
+                None
+            },
+            span: meta.span,
+        }
+    }
+
+    /// Hands an admitted task to the executor.
+    pub(crate) fn spawn<F>(
+        self: &Arc<Self>,
+        meta: Meta,
+        work: WorkKind,
+        fut: F,
+        slot: Slot,
+    ) -> Spawned<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = self.new_task(meta, work, fut, slot, true);
+        let spawned: Spawned<F::Output> = (task.cell.header.info.id, task.cell.clone());
+        self.executor.submit(task);
+        spawned
+    }
+
+    /// True when a `run*` awaited here must run inline (see the module docs).
+    pub(crate) fn runs_inline(&self) -> bool {
+        self.executor.holds_current_thread()
+    }
+
+    /// An admitted task that the caller runs inline: it is counted and live like any other,
+    /// takes no slot (the caller's thread already holds one of this dispatcher) and passes no
+    /// gate.
+    pub(crate) fn spawn_inline<F>(
+        self: &Arc<Self>,
+        meta: Meta,
+        work: WorkKind,
+        fut: F,
+    ) -> (Spawned<F::Output>, TaskFuture<F>)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = self.new_task(meta, work, fut, Slot::unbounded(), false);
+        let spawned: Spawned<F::Output> = (task.cell.header.info.id, task.cell.clone());
+        (spawned, task.runner())
+    }
+
+    // ----- views ---------------------------------------------------------------------------------
+
+    /// An ad-hoc view over this dispatcher, adopted by it so that shutdown drains and reports
+    /// it. On a dispatcher already shutting down the view is closed at birth.
+    pub(crate) fn make_view(self: &Arc<Self>, parallelism: usize) -> Arc<DispatcherCore> {
+        let name: Arc<str> = format!("{}.limited({parallelism})", self.name()).into();
+        let accounts = Arc::new(Accounts::new(
+            name,
+            Kind::Limited,
+            self.accounts.failures.clone(),
+        ));
+        let view = LimitedView::new(parallelism, self.as_base(), accounts.clone());
+        let mut core = DispatcherCore::new(
+            accounts,
+            Admission::capped(&Default::default()),
+            view.into(),
+            self.shared.clone(),
+        );
+        core.parent = Some(self.clone());
+        let core = Arc::new(core);
+        let mut adhoc = lock(&self.adhoc);
+        if adhoc.closing {
+            drop(adhoc);
+            lock(&core.adhoc).closing = true;
+            core.close();
+            core.executor.close();
+        } else {
+            adhoc.views.retain(|w| w.strong_count() > 0);
+            adhoc.views.push(Arc::downgrade(&core));
+        }
+        core
+    }
+
+    /// Marks this dispatcher's ad-hoc views as closing and returns those alive now, views of
+    /// views first, newest first. Views made later are closed at birth.
+    pub(crate) fn collect_views(&self) -> Vec<Arc<DispatcherCore>> {
+        let views: Vec<Arc<DispatcherCore>> = {
+            let mut adhoc = lock(&self.adhoc);
+            adhoc.closing = true;
+            adhoc.views.iter().rev().filter_map(Weak::upgrade).collect()
+        };
+        let mut all = Vec::new();
+        for v in views {
+            all.extend(v.collect_views());
+            all.push(v);
+        }
+        all
+    }
+
+    /// The final counts of this dispatcher's dropped ad-hoc views (and theirs), by name.
+    pub(crate) fn retired_views(&self) -> Vec<Stats> {
+        lock(&self.adhoc).retired.clone()
+    }
+
+    fn retire(&self, mut stats: Vec<Stats>) {
+        let mut adhoc = lock(&self.adhoc);
+        for s in stats.drain(..) {
+            match adhoc.retired.iter_mut().find(|r| r.name == s.name) {
+                Some(r) => r.absorb(&s),
+                None => adhoc.retired.push(s),
+            }
+        }
+    }
+
+    // ----- shutdown and reading ------------------------------------------------------------------
+
+    /// Stops admission; waiters and new submissions get `ShuttingDown`.
+    pub(crate) fn close(&self) {
+        self.accounts.begin_draining();
+        self.admission.close();
+    }
+
+    /// Waits until nothing is in flight or `deadline` passes, on the control runtime's clock.
+    /// True when drained.
+    pub(crate) async fn drained_by(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let next = self.accounts.next_decision();
+            tokio::pin!(next);
+            // Registered before the check, so a decision after it wakes us.
+            next.as_mut().enable();
+            if self.accounts.in_flight() == 0 {
+                return true;
+            }
+            let sleep = {
+                let _ctx = self.shared.control.enter();
+                tokio::time::sleep_until(deadline)
+            };
+            tokio::select! {
+                () = next => {}
+                () = sleep => return self.accounts.in_flight() == 0,
+            }
+        }
+    }
+
+    /// Cancels every live task: queued ones never start, async ones stop at their next
+    /// `.await`, running blocking ones are abandoned.
+    pub(crate) fn cancel_all(&self) {
+        for task in self.accounts.live.snapshot() {
+            task.cancel();
+        }
+    }
+
+    /// Gives up on whatever is still live: decided as cancelled and abandoned.
+    pub(crate) fn abandon_all(&self) {
+        for task in self.accounts.live.snapshot() {
+            task.force_abandon();
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.accounts.stats(
+            self.executor.threads(),
+            self.executor.parallelism(),
+            self.admission.capacity(),
+        )
+    }
+}
+
+impl Drop for DispatcherCore {
+    /// A dropped ad-hoc view hands its counts (and those of its own dropped views) to the
+    /// dispatcher it was made on, so the shutdown report keeps them.
+    fn drop(&mut self) {
+        if let Some(parent) = &self.parent {
+            let mut stats = std::mem::take(&mut lock(&self.adhoc).retired);
+            stats.push(self.stats());
+            parent.retire(stats);
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The cell one task's caller and runner share: its header, its result, and the work while it
+//! waits in a pool's queue.
+//!
+//! Invariant: every admitted task is *decided* exactly once (see `state.rs`); the winner counts
+//! the outcome and publishes the result. Independently, the task's [`Slot`] is released exactly
+//! once, because it is an owned value: it sits beside the work (here while the work waits in a
+//! pool's queue, in the runner once it runs) and is dropped with it. A blocking job cancelled
+//! while it runs is decided at once (its caller sees `Cancelled` immediately) but keeps its slot
+//! until the closure returns: that is what "abandoned" means.
+//!
+//! Panics reach exactly one place: the join handle while it is attached, the root failure
+//! handler otherwise (decided under the cell's lock, so a handle dropped concurrently with the
+//! panic cannot make it vanish or appear twice). Every user value the cell drops (work,
+//! results) is dropped inside `catch_unwind`.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use atomic_waker::AtomicWaker;
+// See `stats.rs` on the clock.
+use quanta::Instant;
+
+use super::id::TaskInfo;
+use super::state::{DONE_CANCELLED, DONE_OK, DONE_PANICKED, Requested, State};
+use crate::dispatcher::admission::Slot;
+use crate::dispatcher::live::LiveTask;
+use crate::dispatcher::stats::{Accounts, Outcome};
+use crate::error::{DispatchError, PanicPayload, panic_message};
+use crate::supervisor::failure::{Failure, FailureKind};
+use crate::sync::lock;
+
+/// Whether cancelling a running task can stop it (async work, at its next `.await`) or not
+/// (a blocking closure, which is abandoned instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkKind {
+    Blocking,
+    Async,
+}
+
+/// What every task carries, whatever its kind.
+pub(crate) struct Header {
+    pub info: TaskInfo,
+    pub submitted_at: Instant,
+    pub work: WorkKind,
+    pub accounts: Arc<Accounts>,
+    pub state: State,
+}
+
+/// Work waiting in a pool's queue: taken by the thread that runs it, or dropped by a canceller
+/// (which frees its slot at once).
+pub(crate) struct Pending<F> {
+    pub work: F,
+    pub slot: Slot,
+    pub span: tracing::Span,
+}
+
+/// How a task ended, as seen by its runner.
+pub(crate) enum Completion<T> {
+    Ok(T),
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// Async work dropped at an `.await` after a cancel request, or by its executor.
+    Cancelled,
+}
+
+enum Output<T> {
+    Pending,
+    Ready(Result<T, DispatchError>),
+    Taken,
+}
+
+struct Inner<F: Future> {
+    /// The work, while the task waits in a pool queue.
+    pending: Option<Pending<F>>,
+    output: Output<F::Output>,
+    /// The awaiting caller's waker; set by `poll_join`, taken by `publish`.
+    join_waker: Option<Waker>,
+    /// Set when the join handle is dropped: from then on a failure goes to the root handler.
+    detached: bool,
+}
+
+/// The shared state of one task.
+pub(crate) struct TaskCell<F: Future> {
+    pub(crate) header: Header,
+    inner: Mutex<Inner<F>>,
+    /// The runner's waker, so that a cancel request wakes a suspended async task.
+    pub(crate) run_waker: AtomicWaker,
+}
+
+impl<F> TaskCell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    pub(crate) fn new(header: Header, pending: Option<Pending<F>>) -> Self {
+        TaskCell {
+            header,
+            inner: Mutex::new(Inner {
+                pending,
+                output: Output::Pending,
+                join_waker: None,
+                detached: false,
+            }),
+            run_waker: AtomicWaker::new(),
+        }
+    }
+
+    pub(crate) fn set_pending(&self, pending: Pending<F>) {
+        lock(&self.inner).pending = Some(pending);
+    }
+
+    pub(crate) fn take_pending(&self) -> Option<Pending<F>> {
+        lock(&self.inner).pending.take()
+    }
+
+    /// The runner's end: the work has stopped (returned, panicked, or was dropped). Counts
+    /// first, then frees the slot, then publishes: a caller woken by the result that submits
+    /// again finds the room its task left.
+    pub(crate) fn finish(&self, completion: Completion<F::Output>, slot: Option<Slot>) {
+        let accounts = &self.header.accounts;
+        let (terminal, outcome) = match &completion {
+            Completion::Ok(_) => (DONE_OK, Outcome::Ok),
+            Completion::Panicked(_) => (DONE_PANICKED, Outcome::Panicked),
+            Completion::Cancelled => (DONE_CANCELLED, Outcome::Cancelled { abandoned: false }),
+        };
+        if let Completion::Panicked(_) = &completion {
+            accounts.count_failure();
+        }
+        let won = self.header.state.decide_started(terminal);
+        if won {
+            accounts.decided(&self.header.info, outcome, false);
+        }
+        drop(slot);
+        let result = match completion {
+            Completion::Ok(v) => Ok(v),
+            Completion::Panicked(payload) => Err(self.panicked(payload)),
+            Completion::Cancelled => Err(self.cancelled()),
+        };
+        if won {
+            self.publish(result);
+        } else {
+            // Abandoned: its caller already has `Cancelled`. A panic still reaches the root
+            // handler; a value is dropped here, contained.
+            match result {
+                Err(e @ DispatchError::Panicked { .. }) => self.route_failure(e),
+                other => self.drop_user(other),
+            }
+        }
+    }
+
+    /// Cancels the task: before start it never starts; async work stops at its next `.await`;
+    /// a running blocking closure is abandoned (decided now, left to finish on its thread).
+    pub(crate) fn cancel(&self) {
+        let state = &self.header.state;
+        loop {
+            if state.is_queued() {
+                if self.cancel_queued() {
+                    return;
+                }
+            } else if state.is_running() {
+                if self.header.work == WorkKind::Blocking {
+                    if self.abandon() {
+                        return;
+                    }
+                } else {
+                    if state.request_cancel() == Requested::Now {
+                        self.run_waker.wake();
+                    }
+                    return;
+                }
+            } else {
+                return; // decided already
+            }
+        }
+    }
+
+    /// Decides a started task as cancelled and abandoned, whatever its kind (shutdown gives up
+    /// on async work that did not stop within the grace period this way).
+    pub(crate) fn force_abandon(&self) {
+        self.abandon();
+    }
+
+    fn abandon(&self) -> bool {
+        if !self.header.state.abandon() {
+            return false;
+        }
+        self.header.accounts.decided(
+            &self.header.info,
+            Outcome::Cancelled { abandoned: true },
+            false,
+        );
+        self.publish(Err(self.cancelled()));
+        true
+    }
+
+    /// `QUEUED -> CANCELLED`: the work never starts. Work waiting in a pool's queue is dropped
+    /// here with its slot, so the room is free at once (the pool skips the cell later). Work an
+    /// executor holds (a runtime's or a view's queue) keeps its slot until its runner drops it,
+    /// so cancelled tasks still sitting in such a queue count against capacity and an abort
+    /// storm cannot grow that queue past it; the runner is woken in case it waits at a gate.
+    pub(crate) fn cancel_queued(&self) -> bool {
+        if !self.header.state.cancel_queued() {
+            return false;
+        }
+        self.header.accounts.decided(
+            &self.header.info,
+            Outcome::Cancelled { abandoned: false },
+            true,
+        );
+        let pending = self.take_pending();
+        self.drop_user(pending);
+        self.run_waker.wake();
+        self.publish(Err(self.cancelled()));
+        true
+    }
+
+    fn publish(&self, result: Result<F::Output, DispatchError>) {
+        let (waker, unobserved) = {
+            let mut inner = lock(&self.inner);
+            if inner.detached {
+                (None, Some(result))
+            } else {
+                inner.output = Output::Ready(result);
+                (inner.join_waker.take(), None)
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        match unobserved {
+            Some(Err(e @ DispatchError::Panicked { .. })) => self.route_failure(e),
+            other => self.drop_user(other),
+        }
+    }
+
+    /// Drops a user value (work, future, result). A panic from its `Drop` is contained, so it
+    /// cannot unwind into a pool thread or a runner, and reported like any other panic: never
+    /// silent.
+    pub(crate) fn drop_user<V>(&self, value: V) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+            self.header.accounts.report_panic(
+                &self.header.info,
+                payload,
+                "while dropping the task's work or result",
+            );
+        }
+    }
+
+    fn route_failure(&self, err: DispatchError) {
+        if let DispatchError::Panicked {
+            message, payload, ..
+        } = err
+        {
+            let failure = Failure {
+                dispatcher: self.header.accounts.name.clone(),
+                task: self.header.info.clone(),
+                kind: FailureKind::Panic,
+                message,
+            };
+            self.header.accounts.report(failure);
+            self.drop_user(payload);
+        }
+    }
+
+    pub(crate) fn panicked(&self, payload: Box<dyn Any + Send + 'static>) -> DispatchError {
+        DispatchError::Panicked {
+            dispatcher: self.header.accounts.name.clone(),
+            task: self.header.info.clone(),
+            message: panic_message(&*payload),
+            payload: PanicPayload::new(payload),
+        }
+    }
+
+    fn cancelled(&self) -> DispatchError {
+        DispatchError::Cancelled {
+            dispatcher: self.header.accounts.name.clone(),
+            task: self.header.info.clone(),
+        }
+    }
+}
+
+/// The join side of a task, type-erased over the work it carries.
+pub(crate) trait Joinable<T>: Send + Sync {
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, DispatchError>>;
+    fn abort(&self);
+    fn is_finished(&self) -> bool;
+    fn detach(&self);
+}
+
+impl<F> Joinable<F::Output> for TaskCell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, DispatchError>> {
+        let mut inner = lock(&self.inner);
+        match std::mem::replace(&mut inner.output, Output::Taken) {
+            Output::Ready(r) => Poll::Ready(r),
+            Output::Pending => {
+                inner.output = Output::Pending;
+                match &inner.join_waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => inner.join_waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Output::Taken => {
+                drop(inner);
+                panic!("bulkheads::JoinHandle polled after it returned Ready")
+            }
+        }
+    }
+
+    fn abort(&self) {
+        self.cancel();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.header.state.is_decided()
+    }
+
+    fn detach(&self) {
+        let pending = {
+            let mut inner = lock(&self.inner);
+            inner.detached = true;
+            inner.join_waker = None;
+            std::mem::replace(&mut inner.output, Output::Taken)
+        };
+        match pending {
+            Output::Ready(Err(e @ DispatchError::Panicked { .. })) => self.route_failure(e),
+            other => self.drop_user(other),
+        }
+    }
+}
+
+impl<F> LiveTask for TaskCell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn cancel(&self) {
+        TaskCell::cancel(self)
+    }
+    fn force_abandon(&self) {
+        TaskCell::force_abandon(self)
+    }
+    fn is_decided(&self) -> bool {
+        self.header.state.is_decided()
+    }
+}

@@ -1,0 +1,107 @@
+//! One task: who it is (`id.rs`), its state word (`state.rs`), the cell its caller and runner
+//! share (`cell.rs`), and the one runner that drives it on every kind (`runner.rs`).
+//!
+//! The spawn path creates a [`NewTask`] and hands it to its dispatcher's executor, which
+//! chooses where the work waits before it runs: in the executor's own queue as a runner
+//! ([`NewTask::runner`]: Tokio runtimes, views), or in the cell, with the cell queued
+//! ([`NewTask::queued`]: blocking pools, whose queue then holds one pointer per task).
+
+pub(crate) mod cell;
+pub(crate) mod id;
+#[cfg(all(test, bulkheads_loom))]
+mod loom;
+pub(crate) mod runner;
+pub(crate) mod state;
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Waker};
+
+use self::cell::{Pending, TaskCell};
+use self::runner::TaskFuture;
+use crate::dispatcher::admission::{GatePass, Slot};
+
+/// An admitted task on its way to its executor.
+pub(crate) struct NewTask<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    pub(crate) cell: Arc<TaskCell<F>>,
+    pub(crate) work: F,
+    pub(crate) slot: Slot,
+    pub(crate) gate: Option<GatePass>,
+    pub(crate) span: tracing::Span,
+}
+
+impl<F> NewTask<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    /// The runner, for executors that keep the work in their own queue.
+    pub(crate) fn runner(self) -> TaskFuture<F> {
+        TaskFuture::new(self.cell, self.work, self.slot, self.gate, self.span)
+    }
+
+    /// The cell holding the work, for executors that queue cells (blocking pools). Such
+    /// executors have no gate: their threads are their in-flight cap.
+    pub(crate) fn queued(self) -> Arc<dyn QueuedTask> {
+        debug_assert!(self.gate.is_none(), "queued tasks pass no gate");
+        let cell = self.cell;
+        cell.set_pending(Pending {
+            work: self.work,
+            slot: self.slot,
+            span: self.span,
+        });
+        cell
+    }
+}
+
+/// Drives a future to its end on the calling thread (a pool's `Handle::block_on` of the
+/// registry's control runtime).
+pub(crate) trait BlockOn {
+    fn block_on(&self, fut: Pin<&mut dyn Future<Output = ()>>);
+}
+
+/// A task whose work waits in its cell while the cell waits in an executor's queue.
+pub(crate) trait QueuedTask: Send + Sync {
+    /// Runs the task on this thread: a closure at once, a future driven with `host` until it
+    /// ends. Does nothing if the task was cancelled while queued.
+    fn run(self: Arc<Self>, host: &dyn BlockOn);
+    /// Decided while queued: to skip, and to sweep from the queue.
+    fn is_decided(&self) -> bool;
+    /// Cancels the task (its executor stopped before running it).
+    fn cancel(&self);
+}
+
+impl<F> QueuedTask for TaskCell<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn run(self: Arc<Self>, host: &dyn BlockOn) {
+        let Some(pending) = self.take_pending() else {
+            return; // cancelled while queued: decided, its slot already freed
+        };
+        let mut runner = pin!(TaskFuture::from_pending(self, pending));
+        // A closure's runner is done after one poll; a future's goes on with a real waker.
+        if runner
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+        {
+            return;
+        }
+        host.block_on(runner);
+    }
+
+    fn is_decided(&self) -> bool {
+        self.header.state.is_decided()
+    }
+
+    fn cancel(&self) {
+        TaskCell::cancel(self);
+    }
+}

@@ -1,0 +1,133 @@
+//! The four calls, once: [`TaskBuilder`] carries an optional name, and every call of
+//! [`Dispatcher`] goes through it. `#[track_caller]` all the way down keeps the user's call site
+//! as the spawn site.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::Location;
+
+use super::Dispatcher;
+use super::join::{AbortOnDrop, JoinHandle};
+use super::spawn::Meta;
+use super::task::cell::WorkKind;
+use super::task::runner::ClosureFuture;
+use crate::error::{DispatchError, RejectReason};
+
+/// A task about to be submitted with a name; see [`Dispatcher::task`]. Offers the same four
+/// calls as [`Dispatcher`].
+#[derive(Debug)]
+pub struct TaskBuilder<'a> {
+    dispatcher: &'a Dispatcher,
+    name: Option<Cow<'static, str>>,
+}
+
+impl<'a> TaskBuilder<'a> {
+    pub(crate) fn new(dispatcher: &'a Dispatcher, name: Option<Cow<'static, str>>) -> Self {
+        TaskBuilder { dispatcher, name }
+    }
+
+    /// [`Dispatcher::spawn`] with this task's name.
+    #[track_caller]
+    pub fn spawn<F>(self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_work(WorkKind::Async, fut)
+    }
+
+    /// [`Dispatcher::spawn_blocking`] with this task's name.
+    #[track_caller]
+    pub fn spawn_blocking<F, T>(self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_work(WorkKind::Blocking, ClosureFuture::new(f))
+    }
+
+    /// [`Dispatcher::run`] with this task's name.
+    #[track_caller]
+    pub fn run<F>(
+        self,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, DispatchError>> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.run_work(WorkKind::Async, fut)
+    }
+
+    /// [`Dispatcher::run_blocking`] with this task's name.
+    #[track_caller]
+    pub fn run_blocking<F, T>(
+        self,
+        f: F,
+    ) -> impl Future<Output = Result<T, DispatchError>> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_work(WorkKind::Blocking, ClosureFuture::new(f))
+    }
+
+    #[track_caller]
+    fn meta(&self) -> Meta {
+        self.dispatcher
+            .core
+            .meta(self.name.clone(), Location::caller())
+    }
+
+    #[track_caller]
+    fn spawn_work<F>(self, work: WorkKind, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let core = &self.dispatcher.core;
+        let meta = self.meta();
+        let id = meta.info.id;
+        match core.try_admit(&meta) {
+            Ok(slot) => {
+                let (id, task) = core.spawn(meta, work, fut, slot);
+                JoinHandle::attached(id, task)
+            }
+            Err(reason) => JoinHandle::rejected(id, core.rejection(reason)),
+        }
+    }
+
+    #[track_caller]
+    fn run_work<F>(
+        self,
+        work: WorkKind,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, DispatchError>> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let meta = self.meta();
+        let core = self.dispatcher.core.clone();
+        async move {
+            if core.runs_inline() {
+                if core.admission.is_closed() {
+                    let reason = RejectReason::ShuttingDown;
+                    core.accounts.rejected(&meta.info, &reason);
+                    return Err(core.rejection(reason));
+                }
+                let ((id, task), runner) = core.spawn_inline(meta, work, fut);
+                let handle = AbortOnDrop(JoinHandle::attached(id, task));
+                runner.await;
+                return handle.await;
+            }
+            match core.admit(&meta).await {
+                Ok(slot) => {
+                    let (id, task) = core.spawn(meta, work, fut, slot);
+                    AbortOnDrop(JoinHandle::attached(id, task)).await
+                }
+                Err(reason) => Err(core.rejection(reason)),
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! [`Dispatchers`]: the named set of dispatchers of one service (this file), its builder
+//! (`builder.rs`), its shutdown and report (`shutdown.rs`), what it shares with every
+//! dispatcher (`shared.rs`) and its control thread (`control.rs`).
+//!
+//! All state hangs off a `Dispatchers` value: there is no global pool or runtime, and many
+//! registries can live in one process. Building works inside or outside a Tokio runtime.
+
+pub(crate) mod builder;
+pub(crate) mod control;
+pub(crate) mod shared;
+pub(crate) mod shutdown;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use self::builder::DispatchersBuilder;
+use self::control::Control;
+use self::shutdown::ShutdownReport;
+use crate::dispatcher::Dispatcher;
+use crate::dispatcher::kinds::runtime::OwnedRuntime;
+use crate::dispatcher::stats::{Accounts, Stats};
+use crate::error::{ConfigError, UnknownDispatcher};
+
+/// The named dispatchers of one service.
+///
+/// Owns every pool thread and runtime, the shared `cpu` runtime (always present, even when
+/// only pools are declared) and the control thread that runs the library's own timers.
+/// [`shutdown`](Self::shutdown) drains them within a deadline and reports what happened to
+/// every accepted task. Dropping it signals shutdown
+/// without waiting: queued work is cancelled, async work stops at its next `.await`, running
+/// blocking jobs finish on their threads, and the threads exit; it never blocks, and never
+/// panics inside an async context. [`Dispatcher`] handles that outlive it reject new work
+/// with `ShuttingDown`.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use bulkheads::{BlockingConfig, DispatchError, Dispatchers, RejectReason};
+/// use std::time::Duration;
+///
+/// let dispatchers = Dispatchers::builder()
+///     .cpu_threads(2)
+///     .blocking("legacy_db", BlockingConfig::threads(2).queue(4))
+///     .build()?;
+/// let db = dispatchers.get("legacy_db")?;
+/// let n = db.run_blocking(|| 7).await?;
+/// assert_eq!(n, 7);
+///
+/// let report = dispatchers.shutdown(Duration::from_secs(1)).await;
+/// assert_eq!(report.completed(), 1);
+/// let late = db.run_blocking(|| 8).await.unwrap_err();
+/// assert_eq!(late.reject_reason(), Some(&RejectReason::ShuttingDown));
+/// # Ok(()) }
+/// ```
+pub struct Dispatchers {
+    cpu: Dispatcher,
+    by_name: BTreeMap<Arc<str>, Dispatcher>,
+    /// Shutdown order: dependents before what they run on; `cpu` last.
+    order: Vec<Dispatcher>,
+    /// Runtimes owned by the registry, `cpu` first; taken at shutdown.
+    runtimes: Mutex<Vec<OwnedRuntime>>,
+    /// Stopped last, after everything it serves.
+    control: Control,
+    /// The report of the first shutdown, returned to every call (concurrent ones wait for it).
+    finished: tokio::sync::OnceCell<ShutdownReport>,
+}
+
+impl fmt::Debug for Dispatchers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatchers")
+            .field("dispatchers", &self.by_name.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Dispatchers {
+    /// Starts describing a registry.
+    pub fn builder() -> DispatchersBuilder {
+        DispatchersBuilder::new()
+    }
+
+    pub(crate) fn assemble(
+        cpu: Dispatcher,
+        by_name: BTreeMap<Arc<str>, Dispatcher>,
+        order: Vec<Dispatcher>,
+        control: Control,
+        runtimes: Vec<OwnedRuntime>,
+    ) -> Self {
+        let d = Dispatchers {
+            cpu,
+            by_name,
+            order,
+            runtimes: Mutex::new(runtimes),
+            control,
+            finished: tokio::sync::OnceCell::new(),
+        };
+        d.start_upkeep();
+        d
+    }
+
+    /// Builds the registry a TOML document declares, with `BULKHEADS__<NAME>__<KEY>`
+    /// environment overrides applied on top. Every problem of the document is reported at
+    /// once, with key paths, lines and columns; nothing starts unless all is valid. See
+    /// [`Config`](crate::Config) and `docs/config.md`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), bulkheads::ConfigError> {
+    /// let d = bulkheads::Dispatchers::from_toml_str(r#"
+    ///     [cpu]
+    ///     threads = 2
+    ///
+    ///     [dispatchers.legacy_db]
+    ///     kind = "blocking"
+    ///     threads = 4
+    ///     queue = 16
+    ///     max_wait = "50ms"
+    ///
+    ///     [dispatchers.thumbnails]
+    ///     kind = "limited"
+    ///     base = "cpu"
+    ///     parallelism = 2
+    /// "#)?;
+    /// assert_eq!(d.get("legacy_db").unwrap().stats().capacity, Some(20));
+    /// # Ok(()) }
+    /// ```
+    pub fn from_toml_str(text: &str) -> Result<Dispatchers, ConfigError> {
+        let doc = crate::config::Document::parse(text)?;
+        let mut config = doc.config.clone();
+        doc.locate(config.apply_env())?;
+        doc.locate(config.to_builder().build())
+    }
+
+    /// [`from_toml_str`](Self::from_toml_str) on a file's contents.
+    pub fn from_toml_path(path: impl AsRef<std::path::Path>) -> Result<Dispatchers, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Builds the registry a [`Config`](crate::Config) declares (embedded in a service's own
+    /// configuration, say). No environment overrides are applied; call
+    /// [`Config::apply_env`](crate::Config::apply_env) first for them.
+    pub fn from_config(config: &crate::Config) -> Result<Dispatchers, ConfigError> {
+        config.to_builder().build()
+    }
+
+    /// The dispatcher called `name`. The error lists the names the registry has.
+    pub fn get(&self, name: &str) -> Result<Dispatcher, UnknownDispatcher> {
+        self.by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| UnknownDispatcher {
+                name: name.to_owned(),
+                known: self.by_name.keys().map(|k| k.to_string()).collect(),
+            })
+    }
+
+    /// The shared CPU pool, always present.
+    pub fn cpu(&self) -> Dispatcher {
+        self.cpu.clone()
+    }
+
+    /// Every declared dispatcher and `cpu`, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Dispatcher> {
+        self.by_name.values()
+    }
+
+    /// Stats of every declared dispatcher and `cpu`, by name.
+    pub fn stats(&self) -> Vec<Stats> {
+        self.by_name.values().map(Dispatcher::stats).collect()
+    }
+
+    /// On the control runtime, once a second: prune the live sets of finished tasks (so a
+    /// burst's allocations do not outlive it), and warn once if tasks of others run there.
+    fn start_upkeep(&self) {
+        let accounts: Vec<std::sync::Weak<Accounts>> = self
+            .by_name
+            .values()
+            .map(|d| Arc::downgrade(&d.core.accounts))
+            .collect();
+        drop(self.control.handle().spawn(async move {
+            let mut warned = false;
+            loop {
+                tokio::time::sleep(control::UPKEEP_EVERY).await;
+                let mut alive = false;
+                for a in accounts.iter().filter_map(std::sync::Weak::upgrade) {
+                    a.live.prune();
+                    alive = true;
+                }
+                if !alive {
+                    return;
+                }
+                // This task is the only one of ours.
+                let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+                if tasks > 1 && !warned {
+                    warned = true;
+                    tracing::warn!(
+                        target: "bulkheads",
+                        "{} task(s) spawned with tokio::spawn from work pinned to a blocking pool run on the bulkheads control thread, beside the library's own timers; spawn them on a dispatcher instead (cpu().spawn(..))",
+                        tasks - 1
+                    );
+                }
+            }
+        }));
+    }
+}

@@ -1,0 +1,259 @@
+//! Shutdown: stop admission everywhere, drain in dependency order until a deadline, cancel
+//! and give up on what is left, stop the executors, and report every accepted task.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Dispatchers;
+use crate::dispatcher::Dispatcher;
+use crate::dispatcher::spawn::DispatcherCore;
+use crate::dispatcher::stats::Stats;
+use crate::sync::lock;
+
+/// How long shutdown waits, after its deadline, for cancelled async work to reach its next
+/// `.await`; work still running after that is reported as abandoned.
+pub const CANCEL_GRACE: Duration = Duration::from_millis(100);
+
+impl Dispatchers {
+    /// Shuts every dispatcher down within `deadline` and reports what happened to every task.
+    ///
+    /// Admission stops at once (`ShuttingDown`). Running and queued work may finish until the
+    /// deadline; then queued work is cancelled, async work is cancelled at its next `.await`
+    /// (given [`CANCEL_GRACE`] to get there), and blocking jobs still running are abandoned:
+    /// they finish on their threads, which exit after them, and their results are dropped.
+    /// Dispatchers are drained in dependency order (`cpu`, which serves the others, last).
+    /// The deadline is measured on the registry's control thread, so a saturated dispatcher
+    /// cannot delay it; any `Duration` is accepted (`Duration::MAX` waits as long as it takes).
+    ///
+    /// Calling it again, or concurrently, returns the first call's report.
+    ///
+    /// Await it from outside the registry's own dispatchers (from `main`, say): a task of one
+    /// of them is itself in flight, so its dispatcher would not drain until the deadline, and
+    /// then the task awaiting `shutdown` would be cancelled with the rest.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.finished
+            .get_or_init(|| self.shut_down(deadline))
+            .await
+            .clone()
+    }
+
+    async fn shut_down(&self, deadline: Duration) -> ShutdownReport {
+        let started = Instant::now();
+        let until = deadline_after(deadline);
+        let order = self.shutdown_order();
+        // Admission stops everywhere at once; the workers of views still get slots of their
+        // bases, so a view's admitted work can finish while the views drain first.
+        for d in &order {
+            d.close();
+        }
+        let mut drained = true;
+        for d in &order {
+            drained &= d.drained_by(until).await;
+        }
+        if !drained {
+            for d in &order {
+                d.cancel_all();
+            }
+            let grace = deadline_after(CANCEL_GRACE);
+            for d in &order {
+                if !d.drained_by(grace).await {
+                    d.abandon_all();
+                }
+            }
+        }
+        self.stop(&order);
+        ShutdownReport {
+            dispatchers: self.report_lines(&order),
+            elapsed: started.elapsed(),
+            deadline_hit: !drained,
+        }
+    }
+
+    /// Ad-hoc views (views of views first, newest first), then the declared dispatchers
+    /// (views before bases, `cpu` last). From this call on, a new ad-hoc view is closed at
+    /// birth.
+    fn shutdown_order(&self) -> Vec<Arc<DispatcherCore>> {
+        let mut order = Vec::new();
+        for d in &self.order {
+            order.extend(d.core.collect_views());
+        }
+        order.extend(self.order.iter().map(|d| d.core.clone()));
+        order
+    }
+
+    /// One line per declared dispatcher, then one per ad-hoc view name (views with the same
+    /// name merged, dropped ones included).
+    fn report_lines(&self, order: &[Arc<DispatcherCore>]) -> Vec<DispatcherReport> {
+        let declared: Vec<Stats> = self.order.iter().map(Dispatcher::stats).collect();
+        let mut views: Vec<Stats> = Vec::new();
+        let mut add = |s: Stats| match views.iter_mut().find(|v| v.name == s.name) {
+            Some(v) => v.absorb(&s),
+            None => views.push(s),
+        };
+        for core in order {
+            if !self.order.iter().any(|d| Arc::ptr_eq(&d.core, core)) {
+                add(core.stats());
+            }
+            core.retired_views().into_iter().for_each(&mut add);
+        }
+        views
+            .into_iter()
+            .chain(declared)
+            .map(DispatcherReport::from_stats)
+            .collect()
+    }
+
+    /// Stops every executor, the runtimes (cpu last) and the control thread.
+    fn stop(&self, order: &[Arc<DispatcherCore>]) {
+        for d in order {
+            d.executor.close();
+        }
+        // Dropping an `OwnedRuntime` shuts it down in the background: others first, cpu last.
+        let mut runtimes = std::mem::take(&mut *lock(&self.runtimes));
+        runtimes.rotate_left(1);
+        drop(runtimes);
+        self.control.stop();
+    }
+}
+
+/// `now + d`, or as far as the clock goes.
+fn deadline_after(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
+}
+
+impl Drop for Dispatchers {
+    /// Signals shutdown without waiting: admission closes, queued work is cancelled, async
+    /// work stops at its next `.await`, running blocking jobs finish on their threads.
+    fn drop(&mut self) {
+        if self.finished.initialized() {
+            return;
+        }
+        let order = self.shutdown_order();
+        for d in &order {
+            d.close();
+        }
+        for d in &order {
+            d.cancel_all();
+        }
+        self.stop(&order);
+    }
+}
+
+/// What [`Dispatchers::shutdown`] did to every task.
+///
+/// For each dispatcher, `submitted == completed + panicked + cancelled + rejected`: every
+/// accepted task is accounted for. `Display` prints a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// One line per dispatcher, in shutdown order.
+    pub dispatchers: Vec<DispatcherReport>,
+    /// How long shutdown took.
+    pub elapsed: Duration,
+    /// True when the deadline passed with work still in flight, which was then cancelled.
+    pub deadline_hit: bool,
+}
+
+impl ShutdownReport {
+    /// Tasks that finished with a value, over all dispatchers.
+    pub fn completed(&self) -> u64 {
+        self.dispatchers.iter().map(|d| d.completed).sum()
+    }
+
+    /// Tasks cancelled, over all dispatchers (abandoned ones included).
+    pub fn cancelled(&self) -> u64 {
+        self.dispatchers.iter().map(|d| d.cancelled).sum()
+    }
+
+    /// Started work left running, over all dispatchers.
+    pub fn abandoned(&self) -> u64 {
+        self.dispatchers.iter().map(|d| d.abandoned).sum()
+    }
+
+    /// The line of dispatcher `name`.
+    pub fn dispatcher(&self, name: &str) -> Option<&DispatcherReport> {
+        self.dispatchers.iter().find(|d| &*d.name == name)
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "shutdown in {:?}{}",
+            self.elapsed,
+            if self.deadline_hit {
+                " (deadline hit)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            f,
+            "{:<16} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>11}",
+            "dispatcher",
+            "submitted",
+            "completed",
+            "panicked",
+            "cancelled",
+            "abandoned",
+            "rejected",
+            "in_flight"
+        )?;
+        for d in &self.dispatchers {
+            writeln!(
+                f,
+                "{:<16} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>11}",
+                d.name,
+                d.submitted,
+                d.completed,
+                d.panicked,
+                d.cancelled,
+                d.abandoned,
+                d.rejected,
+                d.in_flight
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One dispatcher's line in a [`ShutdownReport`]: lifetime counts at the end of shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DispatcherReport {
+    /// The dispatcher.
+    pub name: Arc<str>,
+    /// Offered tasks (admitted or rejected).
+    pub submitted: u64,
+    /// Finished with a value.
+    pub completed: u64,
+    /// Finished with a panic.
+    pub panicked: u64,
+    /// Cancelled (never started, cut at an `.await`, or abandoned).
+    pub cancelled: u64,
+    /// Of `cancelled`: started work left to finish on its thread, its result dropped.
+    pub abandoned: u64,
+    /// Rejected at admission (any reason).
+    pub rejected: u64,
+    /// Undecided tasks left; zero after a shutdown, by construction.
+    pub in_flight: usize,
+}
+
+impl DispatcherReport {
+    fn from_stats(s: Stats) -> Self {
+        DispatcherReport {
+            name: s.name,
+            submitted: s.submitted,
+            completed: s.completed,
+            panicked: s.panicked,
+            cancelled: s.cancelled,
+            abandoned: s.abandoned,
+            rejected: s.rejected.total(),
+            in_flight: s.in_flight,
+        }
+    }
+}
