@@ -33,7 +33,7 @@ fn an_unknown_key_suggests_the_nearest_valid_one() {
     assert_eq!(
         messages("[cpus]\nthreads = 2\n"),
         [
-            "cpus (line 1, column 2): unknown key 'cpus' in the top level; did you mean 'cpu'? valid keys: cpu, dispatchers"
+            "cpus (line 1, column 2): unknown key 'cpus' in the top level; did you mean 'cpu'? valid keys: cpu, dispatchers, max_threads"
         ]
     );
 }

@@ -416,3 +416,93 @@ async fn a_runtime_dispatchers_blocking_pool_is_bounded() {
     );
     gate.open();
 }
+
+/// Runs `jobs` `tokio::task::spawn_blocking` jobs from a task of `d` that wait for a gate;
+/// returns once `expect_running` run, with how many ran by then and the gate.
+async fn hold_blocking_pool(d: &Dispatcher, jobs: usize, expect_running: usize) -> (usize, Gate) {
+    let gate = Gate::new();
+    let started = Latch::new(expect_running);
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (g, s, r) = (gate.clone(), started.clone(), ran.clone());
+    d.run(async move {
+        for _ in 0..jobs {
+            let (g, s, r) = (g.clone(), s.clone(), r.clone());
+            drop(tokio::task::spawn_blocking(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+                s.arrive();
+                g.wait();
+            }));
+        }
+    })
+    .await
+    .unwrap();
+    tokio::task::spawn_blocking(move || started.wait())
+        .await
+        .unwrap();
+    (ran.load(Ordering::SeqCst), gate)
+}
+
+/// A runtime dispatcher's own blocking pool has exactly the configured threads, named
+/// `<name>-blk-<n>`; jobs beyond them wait.
+#[tokio::test]
+async fn a_runtime_dispatchers_blocking_pool_has_its_configured_size_and_names() {
+    let d = Dispatchers::builder()
+        .cpu_threads(1)
+        .runtime("rtblk", RuntimeConfig::workers(1).blocking_threads(2))
+        .build()
+        .unwrap();
+    let (ran, gate) = hold_blocking_pool(&d.get("rtblk").unwrap(), 6, 2).await;
+    let _open = open_on_drop(&gate);
+    assert_eq!(ran, 2, "only the pool's two threads run jobs");
+    assert_eq!(os_threads_named("rtblk-blk-").len(), 2);
+    assert_eq!(
+        os_threads_named("rtblk-").len(),
+        3,
+        "one worker, two blocking"
+    );
+}
+
+/// The same for the cpu runtime, set in a configuration file.
+#[tokio::test]
+async fn the_cpu_runtimes_blocking_pool_is_configured_from_a_file() {
+    let d = Dispatchers::from_toml_str(
+        "[cpu]\nthreads = 1\nblocking_threads = 1\n\n[dispatchers.filert]\nkind = \"runtime\"\nworkers = 1\nblocking_threads = 3\n",
+    )
+    .unwrap();
+    let (ran, gate) = hold_blocking_pool(&d.get("filert").unwrap(), 5, 3).await;
+    let _open = open_on_drop(&gate);
+    assert_eq!(ran, 3);
+    assert_eq!(os_threads_named("filert-blk-").len(), 3);
+    // cpu's blocking threads are named after it too (other tests' registries have their own
+    // cpu runtimes, so only the name is checked here, through a job of this registry).
+    let name = d
+        .cpu()
+        .run(async {
+            tokio::task::spawn_blocking(|| std::thread::current().name().map(str::to_owned))
+                .await
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("cpu-blk-0"));
+}
+
+/// Work pinned to a pool runs on the pool's threads, never on the control thread, which only
+/// drives its timers.
+#[tokio::test]
+async fn pinned_work_runs_on_pool_threads_not_on_the_control_thread() {
+    let (_d, pool) = registry("ctlpin", BlockingConfig::threads(1));
+    let name = pool
+        .run(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            std::thread::current().name().map(str::to_owned)
+        })
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("ctlpin-0"));
+    let name = pool
+        .run_blocking(|| std::thread::current().name().map(str::to_owned))
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("ctlpin-0"));
+}

@@ -126,7 +126,8 @@ impl Dispatchers {
     pub fn from_toml_str(text: &str) -> Result<Dispatchers, ConfigError> {
         let doc = crate::config::Document::parse(text)?;
         let mut config = doc.config.clone();
-        doc.locate(config.apply_env())?;
+        // Problems of overrides name their variable, not a line of the file.
+        config.apply_env()?;
         doc.locate(config.to_builder().build())
     }
 
