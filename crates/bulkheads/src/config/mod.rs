@@ -259,9 +259,9 @@ fn admission(
     queue: Option<usize>,
     max_wait: Option<Duration>,
 ) -> crate::AdmissionConfig {
-    let mut a = crate::AdmissionConfig::default();
-    a.max_concurrent = max_concurrent;
-    a.queue = queue.unwrap_or(0);
-    a.max_wait = max_wait.unwrap_or(Duration::ZERO);
-    a
+    crate::AdmissionConfig {
+        max_concurrent,
+        queue: queue.unwrap_or(0),
+        max_wait: max_wait.unwrap_or(Duration::ZERO),
+    }
 }
