@@ -79,8 +79,8 @@ mod validate;
 pub use crate::config::{
     BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
 };
-pub use crate::dispatcher::Dispatcher;
 pub use crate::dispatcher::admission::AdmissionConfig;
+pub use crate::dispatcher::handle::Dispatcher;
 pub use crate::dispatcher::join::JoinHandle;
 pub use crate::dispatcher::kind::Kind;
 pub use crate::dispatcher::kinds::blocking::BlockingConfig;
@@ -95,6 +95,7 @@ pub use crate::error::{
 };
 pub use crate::registry::Dispatchers;
 pub use crate::registry::builder::DispatchersBuilder;
-pub use crate::registry::shutdown::{CANCEL_GRACE, DispatcherReport, ShutdownReport};
+pub use crate::registry::report::{DispatcherReport, ShutdownReport};
+pub use crate::registry::shutdown::CANCEL_GRACE;
 pub use crate::supervisor::failure::{Failure, FailureKind};
 pub use crate::validate::{CPU, DEFAULT_MAX_THREADS, MAIN};

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::schema::{self, Key, Type};
 use super::toml::{Entry, Node};
-use super::{Config, parse_duration};
+use super::types::{Config, parse_duration};
 use crate::error::{ConfigProblem, Position};
 use crate::validate::{CPU, limits, suggest};
 

@@ -9,10 +9,10 @@
 
 use std::ffi::OsString;
 
-use super::Config;
 use super::check::Checker;
 use super::schema::{self, Type};
 use super::toml::Node;
+use super::types::Config;
 use crate::error::{ConfigError, ConfigProblem};
 
 const ENV_PREFIX: &str = "BULKHEADS__";

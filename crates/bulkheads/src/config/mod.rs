@@ -32,8 +32,9 @@
 //! blocking_threads = 4        # its tokio::fs / spawn_blocking threads; default 16
 //! ```
 //!
-//! Files: `mod.rs` (the serde types), `schema.rs` (the one table of keys), `toml.rs` (the
-//! spanned tree), `check.rs` (the walk against the schema), `env.rs` (overrides).
+//! Files: `types.rs` (the serde types), `schema.rs` (the one table of keys), `toml.rs` (the
+//! spanned tree), `check.rs` (the walk against the schema), `env.rs` (overrides), and this
+//! one (reading a document, and the builder a configuration declares).
 //!
 //! Environment overrides (`BULKHEADS__<NAME>__<KEY>=value`, the dispatcher name upper-cased
 //! with `-` as `_`; `BULKHEADS__CPU__THREADS` for the cpu pool, `BULKHEADS__MAX_THREADS` for
@@ -47,150 +48,23 @@ mod check;
 mod env;
 mod schema;
 mod toml;
+pub(crate) mod types;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-pub(crate) use self::toml::Document;
-use crate::error::ConfigError;
-use crate::{BlockingConfig, DispatchersBuilder, LimitedConfig, RuntimeConfig};
-
-/// The whole `bulkheads` configuration: the cpu pool and the named dispatchers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Most threads the registry may start, all dispatchers together; default 8192.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_threads: Option<usize>,
-    /// The shared CPU pool.
-    #[serde(default)]
-    pub cpu: CpuSection,
-    /// The named dispatchers.
-    #[serde(default)]
-    pub dispatchers: BTreeMap<String, DispatcherSection>,
-}
-
-/// `[cpu]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CpuSection {
-    /// Threads of the shared CPU pool, 1 to 1024; default: available parallelism.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threads: Option<usize>,
-    /// Threads of the cpu runtime's own Tokio blocking pool, 1 to 4096; default 16.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blocking_threads: Option<usize>,
-}
-
-/// `[dispatchers.<name>]`, by `kind`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum DispatcherSection {
-    /// `kind = "blocking"`: a fixed pool of OS threads with a bounded queue.
-    Blocking(BlockingSection),
-    /// `kind = "limited"`: a limited-parallelism view over a base.
-    Limited(LimitedSection),
-    /// `kind = "runtime"`: a dedicated Tokio runtime.
-    Runtime(RuntimeSection),
-}
-
-/// Keys of a `blocking` dispatcher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlockingSection {
-    /// Threads, 1 to 4096.
-    pub threads: usize,
-    /// Jobs waiting for a thread, 0 to 2^24; default 128.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue: Option<usize>,
-    /// How long `run*` callers wait for room; default `"0s"` (reject at once).
-    #[serde(
-        default,
-        with = "human_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_wait: Option<Duration>,
-}
-
-/// Keys of a `limited` dispatcher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitedSection {
-    /// `cpu`, `main` or another dispatcher.
-    pub base: String,
-    /// Tasks running at once, 1 to 4096.
-    pub parallelism: usize,
-    /// Admitted, unfinished tasks at most; default: no cap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrent: Option<usize>,
-    /// Tasks admitted beyond `max_concurrent`; needs it; default 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue: Option<usize>,
-    /// How long `run*` callers wait for room; default `"0s"`.
-    #[serde(
-        default,
-        with = "human_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_wait: Option<Duration>,
-}
-
-/// Keys of a `runtime` dispatcher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuntimeSection {
-    /// Worker threads, 1 to 1024.
-    pub workers: usize,
-    /// Threads of the runtime's own Tokio blocking pool, 1 to 4096; default 16.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blocking_threads: Option<usize>,
-    /// Admitted, unfinished tasks at most; default: no cap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrent: Option<usize>,
-    /// Tasks admitted beyond `max_concurrent`; needs it; default 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue: Option<usize>,
-    /// How long `run*` callers wait for room; default `"0s"`.
-    #[serde(
-        default,
-        with = "human_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_wait: Option<Duration>,
-}
-
-/// Durations as human strings (`"50ms"`, `"2s"`), through `humantime`.
-mod human_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_duration(&text)
-            .map(Some)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!(
-            "invalid duration '{text}': {e}; write a number and a unit, such as \"50ms\" or \"2s\""
-        )
-    })
-}
+use self::check::Checker;
+use self::toml::{LineIndex, Node};
+pub use self::types::{
+    BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
+};
+use crate::dispatcher::admission::AdmissionConfig;
+use crate::dispatcher::kinds::blocking::BlockingConfig;
+use crate::dispatcher::kinds::limited::LimitedConfig;
+use crate::dispatcher::kinds::runtime::RuntimeConfig;
+use crate::error::{ConfigError, ConfigProblem, Position};
+use crate::registry::Dispatchers;
+use crate::registry::builder::DispatchersBuilder;
 
 impl Config {
     /// Reads a TOML document. Every problem is reported at once, with key paths, positions and
@@ -213,7 +87,7 @@ impl Config {
     /// A builder holding this configuration, for code to add to (an `on_failure` handler, say)
     /// before [`build`](DispatchersBuilder::build), which validates everything.
     pub fn to_builder(&self) -> DispatchersBuilder {
-        let mut b = crate::Dispatchers::builder();
+        let mut b = Dispatchers::builder();
         if let Some(n) = self.cpu.threads {
             b = b.cpu_threads(n);
         }
@@ -258,10 +132,134 @@ fn admission(
     max_concurrent: Option<usize>,
     queue: Option<usize>,
     max_wait: Option<Duration>,
-) -> crate::AdmissionConfig {
-    crate::AdmissionConfig {
+) -> AdmissionConfig {
+    AdmissionConfig {
         max_concurrent,
         queue: queue.unwrap_or(0),
         max_wait: max_wait.unwrap_or(Duration::ZERO),
+    }
+}
+
+/// A parsed document: the typed configuration and where each key stood.
+pub(crate) struct Document {
+    pub config: Config,
+    positions: BTreeMap<String, Position>,
+}
+
+impl Document {
+    /// Reads and checks a document: syntax, the schema, and the builder's checks (ranges,
+    /// names, bases, cycles, the thread budget), every problem at once, in file order.
+    pub(crate) fn parse(text: &str) -> Result<Document, ConfigError> {
+        let lines = LineIndex::new(text);
+        let (table, errors) = ::toml::de::DeTable::parse_recoverable(text);
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid(
+                errors
+                    .iter()
+                    .map(|e| {
+                        let mut p = ConfigProblem::new("", e.message().trim().to_owned());
+                        p.position = e.span().map(|s| lines.position(s.start));
+                        p
+                    })
+                    .collect(),
+            ));
+        }
+        if table.get_ref().is_empty() {
+            // Most likely the wrong file, or a truncated deploy: say so rather than start a
+            // registry with nothing declared.
+            return Err(ConfigError::Invalid(vec![ConfigProblem::new(
+                "",
+                "the configuration is empty: declare [cpu] or at least one [dispatchers.<name>] table",
+            )]));
+        }
+        let tree = Node::from_detable(table.get_ref(), table.span(), &lines);
+        let mut checker = Checker::default();
+        let config = checker.config(&tree);
+        let doc = Document {
+            config,
+            positions: checker.positions,
+        };
+        let mut problems = checker.problems;
+        if let Err(ConfigError::Invalid(more)) = doc.locate(doc.config.to_builder().check()) {
+            problems.extend(more);
+        }
+        if problems.is_empty() {
+            return Ok(doc);
+        }
+        problems.sort_by_key(|p| {
+            p.position
+                .map_or((usize::MAX, usize::MAX), |at| (at.line, at.column))
+        });
+        Err(ConfigError::Invalid(problems))
+    }
+
+    /// Adds positions to problems found later (by the builder) on keys of this document.
+    pub(crate) fn locate<T>(&self, result: Result<T, ConfigError>) -> Result<T, ConfigError> {
+        result.map_err(|err| match err {
+            ConfigError::Invalid(problems) => ConfigError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|mut p| {
+                        if p.position.is_none() {
+                            p.position = self.positions.get(&p.key).copied();
+                        }
+                        p
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })
+    }
+}
+
+impl Dispatchers {
+    /// Builds the registry a TOML document declares, with `BULKHEADS__<NAME>__<KEY>`
+    /// environment overrides applied on top. Every problem of the document is reported at
+    /// once, with key paths, lines and columns; nothing starts unless all is valid. See
+    /// [`Config`] and `docs/config.md`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), bulkheads::ConfigError> {
+    /// let d = bulkheads::Dispatchers::from_toml_str(r#"
+    ///     [cpu]
+    ///     threads = 2
+    ///
+    ///     [dispatchers.legacy_db]
+    ///     kind = "blocking"
+    ///     threads = 4
+    ///     queue = 16
+    ///     max_wait = "50ms"
+    ///
+    ///     [dispatchers.thumbnails]
+    ///     kind = "limited"
+    ///     base = "cpu"
+    ///     parallelism = 2
+    /// "#)?;
+    /// assert_eq!(d.get("legacy_db").unwrap().stats().capacity, Some(20));
+    /// # Ok(()) }
+    /// ```
+    pub fn from_toml_str(text: &str) -> Result<Dispatchers, ConfigError> {
+        let doc = Document::parse(text)?;
+        let mut config = doc.config.clone();
+        // Problems of overrides name their variable, not a line of the file.
+        config.apply_env()?;
+        doc.locate(config.to_builder().build())
+    }
+
+    /// [`from_toml_str`](Self::from_toml_str) on a file's contents.
+    pub fn from_toml_path(path: impl AsRef<std::path::Path>) -> Result<Dispatchers, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Builds the registry a [`Config`] declares (embedded in a service's own
+    /// configuration, say). No environment overrides are applied; call
+    /// [`Config::apply_env`] first for them.
+    pub fn from_config(config: &Config) -> Result<Dispatchers, ConfigError> {
+        config.to_builder().build()
     }
 }

@@ -7,81 +7,8 @@ use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
-use super::Config;
-use super::check::Checker;
+use super::types::Config;
 use crate::error::{ConfigError, ConfigProblem, Position};
-
-/// A parsed document: the typed configuration and where each key stood.
-pub(crate) struct Document {
-    pub config: Config,
-    positions: BTreeMap<String, Position>,
-}
-
-impl Document {
-    /// Reads and checks a document: syntax, the schema, and the builder's checks (ranges,
-    /// names, bases, cycles, the thread budget), every problem at once, in file order.
-    pub(crate) fn parse(text: &str) -> Result<Document, ConfigError> {
-        let lines = LineIndex::new(text);
-        let (table, errors) = DeTable::parse_recoverable(text);
-        if !errors.is_empty() {
-            return Err(ConfigError::Invalid(
-                errors
-                    .iter()
-                    .map(|e| {
-                        let mut p = ConfigProblem::new("", e.message().trim().to_owned());
-                        p.position = e.span().map(|s| lines.position(s.start));
-                        p
-                    })
-                    .collect(),
-            ));
-        }
-        if table.get_ref().is_empty() {
-            // Most likely the wrong file, or a truncated deploy: say so rather than start a
-            // registry with nothing declared.
-            return Err(ConfigError::Invalid(vec![ConfigProblem::new(
-                "",
-                "the configuration is empty: declare [cpu] or at least one [dispatchers.<name>] table",
-            )]));
-        }
-        let tree = Node::from_detable(table.get_ref(), table.span(), &lines);
-        let mut checker = Checker::default();
-        let config = checker.config(&tree);
-        let doc = Document {
-            config,
-            positions: checker.positions,
-        };
-        let mut problems = checker.problems;
-        if let Err(ConfigError::Invalid(more)) = doc.locate(doc.config.to_builder().check()) {
-            problems.extend(more);
-        }
-        if problems.is_empty() {
-            return Ok(doc);
-        }
-        problems.sort_by_key(|p| {
-            p.position
-                .map_or((usize::MAX, usize::MAX), |at| (at.line, at.column))
-        });
-        Err(ConfigError::Invalid(problems))
-    }
-
-    /// Adds positions to problems found later (by the builder) on keys of this document.
-    pub(crate) fn locate<T>(&self, result: Result<T, ConfigError>) -> Result<T, ConfigError> {
-        result.map_err(|err| match err {
-            ConfigError::Invalid(problems) => ConfigError::Invalid(
-                problems
-                    .into_iter()
-                    .map(|mut p| {
-                        if p.position.is_none() {
-                            p.position = self.positions.get(&p.key).copied();
-                        }
-                        p
-                    })
-                    .collect(),
-            ),
-            other => other,
-        })
-    }
-}
 
 /// Byte offsets to 1-based line and column (in characters).
 pub(crate) struct LineIndex<'a> {
@@ -145,7 +72,11 @@ impl Node {
         }
     }
 
-    fn from_detable(table: &DeTable<'_>, span: Range<usize>, lines: &LineIndex<'_>) -> Node {
+    pub(crate) fn from_detable(
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        lines: &LineIndex<'_>,
+    ) -> Node {
         let entries = table
             .iter()
             .map(|(k, v)| {

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use super::accounts::Accounts;
 use super::admission::Admission;
-use super::stats::Accounts;
 use super::task::NewTask;
 
 /// A boxed view worker.

@@ -15,13 +15,14 @@ use std::sync::{Arc, Mutex, Weak};
 
 use quanta::Instant;
 
+use super::accounts::Accounts;
 use super::admission::{Admission, GatePass, Slot};
 use super::executor::Base;
 use super::kind::Kind;
 use super::kinds::AnyExecutor;
 use super::kinds::limited::LimitedView;
 use super::live::LiveTask;
-use super::stats::{Accounts, Stats};
+use super::stats::Stats;
 use super::task::NewTask;
 use super::task::cell::{Header, Joinable, TaskCell, WorkKind};
 use super::task::id::{TaskId, TaskInfo};

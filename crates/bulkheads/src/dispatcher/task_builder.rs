@@ -1,32 +1,42 @@
 //! The four calls, once: [`TaskBuilder`] carries an optional name, and every call of
-//! [`Dispatcher`] goes through it. `#[track_caller]` all the way down keeps the user's call site
+//! [`Dispatcher`](crate::Dispatcher) goes through it. `#[track_caller]` all the way down keeps the user's call site
 //! as the spawn site.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::future::Future;
 use std::panic::Location;
+use std::sync::Arc;
 
-use super::Dispatcher;
 use super::join::{AbortOnDrop, JoinHandle};
-use super::spawn::Meta;
+use super::spawn::{DispatcherCore, Meta};
 use super::task::cell::WorkKind;
 use super::task::runner::ClosureFuture;
 use crate::error::{DispatchError, RejectReason};
 
-/// A task about to be submitted with a name; see [`Dispatcher::task`]. Offers the same four
-/// calls as [`Dispatcher`].
-#[derive(Debug)]
+/// A task about to be submitted with a name; see
+/// [`Dispatcher::task`](crate::Dispatcher::task). Offers the same four calls as
+/// [`Dispatcher`](crate::Dispatcher).
 pub struct TaskBuilder<'a> {
-    dispatcher: &'a Dispatcher,
+    core: &'a Arc<DispatcherCore>,
     name: Option<Cow<'static, str>>,
 }
 
+impl fmt::Debug for TaskBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskBuilder")
+            .field("dispatcher", self.core.name())
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 impl<'a> TaskBuilder<'a> {
-    pub(crate) fn new(dispatcher: &'a Dispatcher, name: Option<Cow<'static, str>>) -> Self {
-        TaskBuilder { dispatcher, name }
+    pub(crate) fn new(core: &'a Arc<DispatcherCore>, name: Option<Cow<'static, str>>) -> Self {
+        TaskBuilder { core, name }
     }
 
-    /// [`Dispatcher::spawn`] with this task's name.
+    /// [`Dispatcher::spawn`](crate::Dispatcher::spawn) with this task's name.
     #[track_caller]
     pub fn spawn<F>(self, fut: F) -> JoinHandle<F::Output>
     where
@@ -36,7 +46,7 @@ impl<'a> TaskBuilder<'a> {
         self.spawn_work(WorkKind::Async, fut)
     }
 
-    /// [`Dispatcher::spawn_blocking`] with this task's name.
+    /// [`Dispatcher::spawn_blocking`](crate::Dispatcher::spawn_blocking) with this task's name.
     #[track_caller]
     pub fn spawn_blocking<F, T>(self, f: F) -> JoinHandle<T>
     where
@@ -46,7 +56,7 @@ impl<'a> TaskBuilder<'a> {
         self.spawn_work(WorkKind::Blocking, ClosureFuture::new(f))
     }
 
-    /// [`Dispatcher::run`] with this task's name.
+    /// [`Dispatcher::run`](crate::Dispatcher::run) with this task's name.
     #[track_caller]
     pub fn run<F>(
         self,
@@ -59,7 +69,7 @@ impl<'a> TaskBuilder<'a> {
         self.run_work(WorkKind::Async, fut)
     }
 
-    /// [`Dispatcher::run_blocking`] with this task's name.
+    /// [`Dispatcher::run_blocking`](crate::Dispatcher::run_blocking) with this task's name.
     #[track_caller]
     pub fn run_blocking<F, T>(
         self,
@@ -74,9 +84,7 @@ impl<'a> TaskBuilder<'a> {
 
     #[track_caller]
     fn meta(&self) -> Meta {
-        self.dispatcher
-            .core
-            .meta(self.name.clone(), Location::caller())
+        self.core.meta(self.name.clone(), Location::caller())
     }
 
     #[track_caller]
@@ -85,7 +93,7 @@ impl<'a> TaskBuilder<'a> {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let core = &self.dispatcher.core;
+        let core = self.core;
         let meta = self.meta();
         let id = meta.info.id;
         match core.try_admit(&meta) {
@@ -108,7 +116,7 @@ impl<'a> TaskBuilder<'a> {
         F::Output: Send + 'static,
     {
         let meta = self.meta();
-        let core = self.dispatcher.core.clone();
+        let core = self.core.clone();
         async move {
             if core.runs_inline() {
                 if core.admission.is_closed() {

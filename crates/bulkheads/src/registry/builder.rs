@@ -6,21 +6,20 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::Dispatchers;
-use super::control::Control;
 use super::shared::Shared;
-use crate::dispatcher::Dispatcher;
+use super::started::{Started, start_err};
+use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::admission::Admission;
 use crate::dispatcher::executor::Base;
+use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::kind::Kind;
-use crate::dispatcher::kinds::blocking::BlockingPool;
-use crate::dispatcher::kinds::limited::LimitedView;
-use crate::dispatcher::kinds::runtime::{self, OwnedRuntime, TokioRuntime};
+use crate::dispatcher::kinds::blocking::{BlockingConfig, BlockingPool};
+use crate::dispatcher::kinds::limited::{LimitedConfig, LimitedView};
+use crate::dispatcher::kinds::runtime::{self, OwnedRuntime, RuntimeConfig, TokioRuntime};
 use crate::dispatcher::spawn::DispatcherCore;
-use crate::dispatcher::stats::Accounts;
 use crate::error::{ConfigError, ConfigProblem};
 use crate::supervisor::failure::{Failure, FailureHandler, FailureSink};
 use crate::validate::{CPU, Declared, MAIN, Spec};
-use crate::{BlockingConfig, LimitedConfig, RuntimeConfig};
 
 /// Builds a [`Dispatchers`]; see [`Dispatchers::builder`]. Every problem is reported at
 /// once by [`build`](Self::build).
@@ -47,14 +46,17 @@ impl fmt::Debug for DispatchersBuilder {
     }
 }
 
-impl DispatchersBuilder {
-    pub(crate) fn new() -> Self {
+impl Dispatchers {
+    /// Starts describing a registry.
+    pub fn builder() -> DispatchersBuilder {
         DispatchersBuilder {
             declared: Declared::default(),
             on_failure: None,
         }
     }
+}
 
+impl DispatchersBuilder {
     /// Threads of the shared CPU pool (1 to 1024). Default: the machine's available
     /// parallelism.
     pub fn cpu_threads(mut self, n: usize) -> Self {
@@ -304,117 +306,10 @@ fn invalid(problems: Vec<ConfigProblem>) -> Result<(), ConfigError> {
     }
 }
 
-fn start_err(dispatcher: &str) -> impl FnOnce(std::io::Error) -> ConfigError {
-    let dispatcher = dispatcher.to_owned();
-    move |source| ConfigError::Start { dispatcher, source }
-}
-
 /// A branch believed unreachable: fail loudly, with a message that says so.
 fn internal(what: String) -> ConfigError {
     ConfigError::Invalid(vec![ConfigProblem::new(
         "",
         format!("bulkheads internal error while building the registry: {what}; please report it"),
     )])
-}
-
-/// What a build has started so far; dropped on an early return, it stops all of it.
-struct Started {
-    /// `None` once handed over to the registry.
-    control: Option<Control>,
-    /// The cpu runtime first.
-    runtimes: Vec<OwnedRuntime>,
-    pools: Vec<Arc<BlockingPool>>,
-}
-
-impl Started {
-    fn start() -> Result<Self, ConfigError> {
-        Ok(Started {
-            control: Some(Control::start().map_err(start_err("control"))?),
-            runtimes: Vec::new(),
-            pools: Vec::new(),
-        })
-    }
-
-    fn control_handle(&self) -> tokio::runtime::Handle {
-        match &self.control {
-            Some(c) => c.handle().clone(),
-            // `start` always sets it; `finish` consumes `self`.
-            None => unreachable!("control taken before the build finished"),
-        }
-    }
-
-    /// Hands what was started to the registry.
-    fn finish(mut self) -> (Control, Vec<OwnedRuntime>) {
-        let runtimes = std::mem::take(&mut self.runtimes);
-        self.pools.clear();
-        match self.control.take() {
-            Some(control) => (control, runtimes),
-            None => unreachable!("control taken before the build finished"),
-        }
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let Some(control) = self.control.take() else {
-            return; // handed over
-        };
-        use crate::dispatcher::executor::Executor;
-        for pool in &self.pools {
-            pool.close();
-            pool.join();
-        }
-        // Runtimes shut down in the background (dropping one may happen inside an async
-        // context, where waiting is not allowed); they run nothing yet, so they exit at once.
-        self.runtimes.clear();
-        control.stop();
-        control.join();
-    }
-}
-
-#[cfg(all(test, not(bulkheads_loom)))]
-mod tests {
-    use super::*;
-    use crate::sync::refusal::refuse_thread_after;
-
-    /// Names of this process's threads that start with `prefix` (Linux; empty elsewhere).
-    fn threads_named(prefix: &str) -> Vec<String> {
-        let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-            return Vec::new();
-        };
-        dir.filter_map(|e| e.ok())
-            .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-            .map(|s| s.trim().to_owned())
-            .filter(|n| n.starts_with(prefix))
-            .collect()
-    }
-
-    #[test]
-    fn an_os_refusal_at_build_leaves_nothing_half_started() {
-        // The control thread, the three threads of the first pool and one of the second
-        // start; the operating system "refuses" the next.
-        refuse_thread_after(1 + 3 + 1);
-        let err = Dispatchers::builder()
-            .cpu_threads(1)
-            .blocking("refused-a", BlockingConfig::threads(3))
-            .blocking("refused-b", BlockingConfig::threads(2))
-            .build()
-            .unwrap_err();
-        assert!(
-            matches!(&err, ConfigError::Start { dispatcher, .. } if dispatcher == "refused-b"),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .starts_with("dispatcher 'refused-b': could not start: "),
-            "{err}"
-        );
-        // Pool threads and the control thread were stopped and joined before `build`
-        // returned.
-        assert_eq!(threads_named("refused-"), Vec::<String>::new());
-        assert_eq!(
-            threads_named(crate::registry::control::THREAD_NAME),
-            Vec::<String>::new()
-        );
-    }
 }

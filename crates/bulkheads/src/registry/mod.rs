@@ -1,26 +1,29 @@
 //! [`Dispatchers`]: the named set of dispatchers of one service (this file), its builder
-//! (`builder.rs`), its shutdown and report (`shutdown.rs`), what it shares with every
-//! dispatcher (`shared.rs`) and its control thread (`control.rs`).
+//! (`builder.rs`), its shutdown (`shutdown.rs`) and report (`report.rs`), what it shares with
+//! every dispatcher (`shared.rs`) and its control thread (`control.rs`). Loading one from a
+//! configuration is `config/`'s.
 //!
 //! All state hangs off a `Dispatchers` value: there is no global pool or runtime, and many
 //! registries can live in one process. Building works inside or outside a Tokio runtime.
 
 pub(crate) mod builder;
 pub(crate) mod control;
+pub(crate) mod report;
 pub(crate) mod shared;
 pub(crate) mod shutdown;
+pub(crate) mod started;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use self::builder::DispatchersBuilder;
 use self::control::Control;
-use self::shutdown::ShutdownReport;
-use crate::dispatcher::Dispatcher;
+use self::report::ShutdownReport;
+use crate::dispatcher::accounts::Accounts;
+use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::kinds::runtime::OwnedRuntime;
-use crate::dispatcher::stats::{Accounts, Stats};
-use crate::error::{ConfigError, UnknownDispatcher};
+use crate::dispatcher::stats::Stats;
+use crate::error::UnknownDispatcher;
 
 /// The named dispatchers of one service.
 ///
@@ -74,11 +77,6 @@ impl fmt::Debug for Dispatchers {
 }
 
 impl Dispatchers {
-    /// Starts describing a registry.
-    pub fn builder() -> DispatchersBuilder {
-        DispatchersBuilder::new()
-    }
-
     pub(crate) fn assemble(
         cpu: Dispatcher,
         by_name: BTreeMap<Arc<str>, Dispatcher>,
@@ -96,56 +94,6 @@ impl Dispatchers {
         };
         d.start_upkeep();
         d
-    }
-
-    /// Builds the registry a TOML document declares, with `BULKHEADS__<NAME>__<KEY>`
-    /// environment overrides applied on top. Every problem of the document is reported at
-    /// once, with key paths, lines and columns; nothing starts unless all is valid. See
-    /// [`Config`](crate::Config) and `docs/config.md`.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), bulkheads::ConfigError> {
-    /// let d = bulkheads::Dispatchers::from_toml_str(r#"
-    ///     [cpu]
-    ///     threads = 2
-    ///
-    ///     [dispatchers.legacy_db]
-    ///     kind = "blocking"
-    ///     threads = 4
-    ///     queue = 16
-    ///     max_wait = "50ms"
-    ///
-    ///     [dispatchers.thumbnails]
-    ///     kind = "limited"
-    ///     base = "cpu"
-    ///     parallelism = 2
-    /// "#)?;
-    /// assert_eq!(d.get("legacy_db").unwrap().stats().capacity, Some(20));
-    /// # Ok(()) }
-    /// ```
-    pub fn from_toml_str(text: &str) -> Result<Dispatchers, ConfigError> {
-        let doc = crate::config::Document::parse(text)?;
-        let mut config = doc.config.clone();
-        // Problems of overrides name their variable, not a line of the file.
-        config.apply_env()?;
-        doc.locate(config.to_builder().build())
-    }
-
-    /// [`from_toml_str`](Self::from_toml_str) on a file's contents.
-    pub fn from_toml_path(path: impl AsRef<std::path::Path>) -> Result<Dispatchers, ConfigError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml_str(&text)
-    }
-
-    /// Builds the registry a [`Config`](crate::Config) declares (embedded in a service's own
-    /// configuration, say). No environment overrides are applied; call
-    /// [`Config::apply_env`](crate::Config::apply_env) first for them.
-    pub fn from_config(config: &crate::Config) -> Result<Dispatchers, ConfigError> {
-        config.to_builder().build()
     }
 
     /// The dispatcher called `name`. The error lists the names the registry has.

@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::executor::{Executor, Holding, Worker, WorkerHost};
-use crate::dispatcher::stats::Accounts;
 use crate::dispatcher::task::{BlockOn, NewTask, QueuedTask};
 use crate::sync::lock;
 

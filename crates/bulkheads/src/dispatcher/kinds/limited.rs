@@ -30,9 +30,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Weak};
 
 use self::slot_queue::{Pushed, SlotQueue};
+use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::admission::AdmissionConfig;
 use crate::dispatcher::executor::{Base, Executor, Holding, Worker, WorkerHost};
-use crate::dispatcher::stats::Accounts;
 use crate::dispatcher::task::NewTask;
 
 /// Tasks a worker runs before it gives the base a turn (kotlinx.coroutines uses 16 too).

@@ -25,9 +25,10 @@ use quanta::Instant;
 
 use super::id::TaskInfo;
 use super::state::{DONE_CANCELLED, DONE_OK, DONE_PANICKED, Requested, State};
+use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::admission::Slot;
 use crate::dispatcher::live::LiveTask;
-use crate::dispatcher::stats::{Accounts, Outcome};
+use crate::dispatcher::stats::Outcome;
 use crate::error::{DispatchError, PanicPayload, panic_message};
 use crate::supervisor::failure::{Failure, FailureKind};
 use crate::sync::lock;

@@ -19,9 +19,9 @@ use super::id::{TaskId, TaskInfo};
 use super::runner::ClosureFuture;
 use super::state::State;
 use super::{BlockOn, QueuedTask};
+use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::admission::Admission;
 use crate::dispatcher::kind::Kind;
-use crate::dispatcher::stats::Accounts;
 use crate::supervisor::failure::FailureSink;
 
 type Job = ClosureFuture<fn() -> u8>;

@@ -1,0 +1,218 @@
+//! The public handle of a dispatcher: [`Dispatcher`], its four calls and its views.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::join::JoinHandle;
+use super::kind::Kind;
+use super::kinds::limited::LimitedConfig;
+use super::spawn::DispatcherCore;
+use super::stats::Stats;
+use super::task_builder::TaskBuilder;
+use crate::error::{ConfigError, ConfigProblem, DispatchError};
+
+/// A handle to one named dispatcher. Cheap to clone (one `Arc`), `Send + Sync`.
+///
+/// Obtained from [`Dispatchers::get`](crate::Dispatchers::get) or
+/// [`Dispatchers::cpu`](crate::Dispatchers::cpu). A handle that outlives its registry rejects
+/// everything with [`RejectReason::ShuttingDown`](crate::RejectReason::ShuttingDown).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use bulkheads::{BlockingConfig, Dispatchers};
+/// let dispatchers = Dispatchers::builder()
+///     .blocking("legacy_db", BlockingConfig::threads(4).queue(16))
+///     .build()?;
+/// let db = dispatchers.get("legacy_db")?;
+///
+/// // Call and await.
+/// let rows = db.run_blocking(|| 40 + 2).await?;
+/// assert_eq!(rows, 42);
+///
+/// // Fire, then join; name it so it shows in failure reports.
+/// let h = db.task("checksum").spawn_blocking(|| "ok");
+/// assert_eq!(h.await?, "ok");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub(crate) core: Arc<DispatcherCore>,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("name", self.core.name())
+            .field("kind", &self.core.kind())
+            .finish()
+    }
+}
+
+impl Dispatcher {
+    pub(crate) fn new(core: Arc<DispatcherCore>) -> Self {
+        Dispatcher { core }
+    }
+
+    /// The dispatcher's name.
+    pub fn name(&self) -> &str {
+        self.core.name()
+    }
+
+    /// The dispatcher's kind.
+    pub fn kind(&self) -> Kind {
+        self.core.kind()
+    }
+
+    /// A snapshot of the dispatcher's gauges and counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// A view over this dispatcher that runs at most `parallelism` of its tasks at the same
+    /// instant. It costs no threads. A view of a view takes the smaller cap (its tasks count
+    /// against both), and a view's running work counts against its base's capacity. The view
+    /// belongs to the registry: its shutdown drains and reports it with the rest, also after
+    /// the view's handles are dropped. Views are named `<base>.limited(<n>)`.
+    ///
+    /// *Parallelism is not concurrency*: a task suspended at `.await` holds no slot, so a view
+    /// of parallelism 2 can have thousands of tasks in flight. To cap those too, declare a
+    /// `limited` dispatcher with [`LimitedConfig::max_concurrent`](crate::LimitedConfig::max_concurrent).
+    ///
+    /// # Panics
+    ///
+    /// If `parallelism` is 0 or above [`LimitedConfig::MAX_PARALLELISM`], as a configuration
+    /// would be refused; [`try_limited`](Self::try_limited) returns the error instead.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let d = bulkheads::Dispatchers::builder().cpu_threads(2).build().unwrap();
+    /// use std::sync::Arc;
+    /// use tokio::sync::Notify;
+    ///
+    /// let one_at_a_time = d.cpu().limited(1);
+    /// // A task parked at an .await holds no slot...
+    /// let parked = Arc::new(Notify::new());
+    /// let p = parked.clone();
+    /// let waiter = one_at_a_time.spawn(async move { p.notified().await; "woken" });
+    /// // ...so a second task runs although the first is still in flight.
+    /// assert_eq!(one_at_a_time.run(async { 2 + 2 }).await.unwrap(), 4);
+    /// parked.notify_one();
+    /// assert_eq!(waiter.await.unwrap(), "woken");
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn limited(&self, parallelism: usize) -> Dispatcher {
+        match self.try_limited(parallelism) {
+            Ok(view) => view,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`limited`](Self::limited), with a [`ConfigError`] instead of a panic for a parallelism
+    /// of 0 or above [`LimitedConfig::MAX_PARALLELISM`].
+    ///
+    /// ```
+    /// # let d = bulkheads::Dispatchers::builder().cpu_threads(1).build().unwrap();
+    /// let err = d.cpu().try_limited(0).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid bulkheads configuration: cpu.limited(0): parallelism must be between 1 and 4096, got 0"
+    /// );
+    /// ```
+    pub fn try_limited(&self, parallelism: usize) -> Result<Dispatcher, ConfigError> {
+        if !(1..=LimitedConfig::MAX_PARALLELISM).contains(&parallelism) {
+            return Err(ConfigError::Invalid(vec![ConfigProblem::new(
+                format!("{}.limited({parallelism})", self.name()),
+                format!(
+                    "parallelism must be between 1 and {}, got {parallelism}",
+                    LimitedConfig::MAX_PARALLELISM
+                ),
+            )]));
+        }
+        Ok(Dispatcher::new(self.core.make_view(parallelism)))
+    }
+
+    /// Names the next task, for dumps and failure reports.
+    ///
+    /// ```
+    /// # let d = bulkheads::Dispatchers::builder()
+    /// #     .blocking("db", bulkheads::BlockingConfig::threads(1)).build().unwrap();
+    /// # let db = d.get("db").unwrap();
+    /// let vacuum = db.task("nightly-vacuum").spawn_blocking(|| { /* VACUUM */ });
+    /// # drop(vacuum);
+    /// ```
+    pub fn task(&self, name: impl Into<Cow<'static, str>>) -> TaskBuilder<'_> {
+        TaskBuilder::new(&self.core, Some(name.into()))
+    }
+
+    /// Spawns a future on this dispatcher and returns at once. A rejection (queue full,
+    /// shutting down) shows when the handle is awaited. Dropping the handle detaches the task.
+    #[track_caller]
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        TaskBuilder::new(&self.core, None).spawn(fut)
+    }
+
+    /// Spawns a blocking closure on this dispatcher and returns at once.
+    #[track_caller]
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        TaskBuilder::new(&self.core, None).spawn_blocking(f)
+    }
+
+    /// Runs a future on this dispatcher and returns its output. Waits up to `max_wait` for
+    /// room (FIFO), then [`RejectReason::WaitTimeout`](crate::RejectReason::WaitTimeout).
+    /// Dropping the returned future cancels: work not started never starts, started work stops
+    /// at its next `.await`.
+    ///
+    /// Awaited from work that holds a slot of this same dispatcher (a future pinned to this
+    /// pool, a task of this view), the future runs inline on the caller's thread: it could
+    /// not start behind the caller's own slot, and the caller's slot already counts it.
+    #[track_caller]
+    pub fn run<F>(
+        &self,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, DispatchError>> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        TaskBuilder::new(&self.core, None).run(fut)
+    }
+
+    /// Runs a blocking closure on this dispatcher and returns its value. Waits up to
+    /// `max_wait` for room (FIFO). Dropping the returned future before the closure starts
+    /// means it never runs; after it started, it runs to its end and its result is dropped
+    /// (counted as abandoned).
+    ///
+    /// Awaited (or `block_on`-ed) from a thread of this same pool or a task of this same view,
+    /// the closure runs inline on that thread, so a job that waits for more work on its own
+    /// pool completes instead of hanging the pool.
+    #[track_caller]
+    pub fn run_blocking<F, T>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = Result<T, DispatchError>> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        TaskBuilder::new(&self.core, None).run_blocking(f)
+    }
+}
+
+/// Compile-time checks of what the docs promise: handles cross threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Dispatcher>();
+    send_sync::<JoinHandle<u64>>();
+    send_sync::<DispatchError>();
+};
