@@ -56,3 +56,39 @@ pub(crate) mod refusal {
         })
     }
 }
+
+/// Threads report that they run, and a starter waits until enough have: a pool or a runtime
+/// returns from its start once every thread exists (and carries its OS name), so that
+/// `Stats::threads` and the operating system agree from the first instant.
+pub(crate) fn arrivals() -> (Arrival, Arrivals) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (Arrival(Mutex::new(tx)), Arrivals(rx))
+}
+
+/// What a starting thread holds to report that it runs. Cloned once per thread.
+pub(crate) struct Arrival(Mutex<std::sync::mpsc::Sender<()>>);
+
+impl Arrival {
+    pub(crate) fn arrive(&self) {
+        let _ = lock(&self.0).send(());
+    }
+}
+
+impl Clone for Arrival {
+    // A `Sender` behind a lock (so `Arrival` is `Sync`, as Tokio's thread hooks need): the
+    // clone is a new sender of the same channel, not a shared one.
+    fn clone(&self) -> Self {
+        Arrival(Mutex::new(lock(&self.0).clone()))
+    }
+}
+
+/// The starter's side of [`arrivals`].
+pub(crate) struct Arrivals(std::sync::mpsc::Receiver<()>);
+
+impl Arrivals {
+    /// Waits for `n` arrivals, or until every `Arrival` is dropped (a thread died before it
+    /// reported: nothing more to wait for). Returns how many arrived.
+    pub(crate) fn wait(self, n: usize) -> usize {
+        (0..n).take_while(|_| self.0.recv().is_ok()).count()
+    }
+}

@@ -60,6 +60,34 @@ impl AdmissionConfig {
     pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 }
 
+/// The admission setters of a kind's configuration (`max_concurrent`, `queue`, `max_wait`),
+/// written once for every configuration with an `admission: AdmissionConfig` field.
+macro_rules! admission_setters {
+    () => {
+        /// Caps admitted, unfinished tasks (suspended ones included) at `n`; see
+        /// [`AdmissionConfig`](crate::AdmissionConfig).
+        pub fn max_concurrent(mut self, n: usize) -> Self {
+            self.admission.max_concurrent = Some(n);
+            self
+        }
+
+        /// Tasks admitted beyond `max_concurrent`, waiting to start; needs `max_concurrent`.
+        pub fn queue(mut self, n: usize) -> Self {
+            self.admission.queue = n;
+            self
+        }
+
+        /// How long `run*` callers wait for room when full (FIFO), before
+        /// [`RejectReason::WaitTimeout`](crate::RejectReason::WaitTimeout); zero rejects at
+        /// once. At most one hour.
+        pub fn max_wait(mut self, d: std::time::Duration) -> Self {
+            self.admission.max_wait = d;
+            self
+        }
+    };
+}
+pub(crate) use admission_setters;
+
 /// An admitted task's place in its dispatcher's capacity. Released when dropped.
 #[derive(Debug)]
 pub(crate) struct Slot(#[allow(dead_code)] Option<OwnedSemaphorePermit>);

@@ -43,10 +43,11 @@ impl Control {
             .build()?;
         let handle = rt.handle().clone();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
+        let (arrival, arrivals) = crate::sync::arrivals();
         let thread = crate::sync::spawn_thread(THREAD_NAME.to_owned(), move || {
             rt.block_on(async move {
-                let _ = up_tx.send(());
+                arrival.arrive();
+                drop(arrival);
                 // Until stopped, or until the registry is gone (the sender dropped).
                 let _ = stop_rx.await;
             });
@@ -55,9 +56,11 @@ impl Control {
         })?;
         // An error means the thread died before it ran; `block_on` is then never served, so
         // report it as a start failure.
-        up_rx
-            .recv()
-            .map_err(|_| std::io::Error::other("the bulkheads control thread exited at start"))?;
+        if arrivals.wait(1) == 0 {
+            return Err(std::io::Error::other(
+                "the bulkheads control thread exited at start",
+            ));
+        }
         Ok(Control {
             handle,
             stop: Mutex::new(Some(stop_tx)),

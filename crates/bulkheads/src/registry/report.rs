@@ -105,12 +105,16 @@ pub struct DispatcherReport {
     pub rejected: u64,
     /// Undecided tasks left; zero after a shutdown, by construction.
     pub in_flight: usize,
+    /// Everything else the dispatcher counted (rejections by reason, kind, threads,
+    /// capacity), as [`Dispatcher::stats`](crate::Dispatcher::stats) gives it: the fields above
+    /// are its most used ones, read from it.
+    pub stats: Stats,
 }
 
 impl DispatcherReport {
     pub(crate) fn from_stats(s: Stats) -> Self {
         DispatcherReport {
-            name: s.name,
+            name: s.name.clone(),
             submitted: s.submitted,
             completed: s.completed,
             panicked: s.panicked,
@@ -118,6 +122,7 @@ impl DispatcherReport {
             abandoned: s.abandoned,
             rejected: s.rejected.total(),
             in_flight: s.in_flight,
+            stats: s,
         }
     }
 }

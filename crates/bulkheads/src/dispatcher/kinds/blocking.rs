@@ -155,16 +155,17 @@ impl BlockingPool {
             accounts,
             handles: Mutex::new(Vec::with_capacity(threads)),
         });
-        let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
+        let (arrival, arrivals) = crate::sync::arrivals();
         for n in 0..threads {
             let worker = pool.clone();
-            let up = up_tx.clone();
+            let up = arrival.clone();
             pool.live_threads.fetch_add(1, Ordering::Relaxed);
             let spawned =
                 crate::sync::spawn_thread(format!("{}-{n}", pool.accounts.name), move || {
                     let _ctx = worker.control.enter();
                     let _holding = Holding::new(&*worker);
-                    let _ = up.send(());
+                    up.arrive();
+                    drop(up);
                     worker.work();
                 });
             match spawned {
@@ -177,13 +178,8 @@ impl BlockingPool {
                 }
             }
         }
-        drop(up_tx);
-        for _ in 0..threads {
-            // An error means a thread died before reporting; nothing to wait for then.
-            if up_rx.recv().is_err() {
-                break;
-            }
-        }
+        drop(arrival);
+        arrivals.wait(threads);
         pool.accounts.threads_gauge(threads as f64);
         Ok(pool)
     }

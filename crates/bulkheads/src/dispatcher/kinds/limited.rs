@@ -65,24 +65,7 @@ impl LimitedConfig {
         }
     }
 
-    /// Caps admitted, unfinished tasks (suspended ones included) at `n`; see
-    /// [`AdmissionConfig`].
-    pub fn max_concurrent(mut self, n: usize) -> Self {
-        self.admission.max_concurrent = Some(n);
-        self
-    }
-
-    /// Tasks admitted beyond `max_concurrent`, waiting to start.
-    pub fn queue(mut self, n: usize) -> Self {
-        self.admission.queue = n;
-        self
-    }
-
-    /// How long `run*` callers wait for room when full.
-    pub fn max_wait(mut self, d: std::time::Duration) -> Self {
-        self.admission.max_wait = d;
-        self
-    }
+    crate::dispatcher::admission::admission_setters!();
 }
 
 impl From<usize> for LimitedConfig {

@@ -60,23 +60,7 @@ impl RuntimeConfig {
         self
     }
 
-    /// Caps admitted, unfinished tasks at `n`; see [`AdmissionConfig`].
-    pub fn max_concurrent(mut self, n: usize) -> Self {
-        self.admission.max_concurrent = Some(n);
-        self
-    }
-
-    /// Tasks admitted beyond `max_concurrent`, waiting to start.
-    pub fn queue(mut self, n: usize) -> Self {
-        self.admission.queue = n;
-        self
-    }
-
-    /// How long `run*` callers wait for room when full.
-    pub fn max_wait(mut self, d: std::time::Duration) -> Self {
-        self.admission.max_wait = d;
-        self
-    }
+    crate::dispatcher::admission::admission_setters!();
 }
 
 /// Builds a runtime with `workers` threads named `<name>-<n>` and a blocking pool of at most
@@ -89,8 +73,7 @@ pub(crate) fn build(
 ) -> std::io::Result<Runtime> {
     let prefix: Arc<str> = name.into();
     let spawned = Arc::new(AtomicUsize::new(0));
-    let (up_tx, up_rx) = std::sync::mpsc::channel::<()>();
-    let up_tx = std::sync::Mutex::new(up_tx);
+    let (arrival, arrivals) = crate::sync::arrivals();
     let rt = Builder::new_multi_thread()
         .worker_threads(workers)
         .max_blocking_threads(blocking_threads)
@@ -104,16 +87,10 @@ pub(crate) fn build(
                 format!("{prefix}-blk-{}", n - workers)
             }
         })
-        .on_thread_start(move || {
-            let _ = crate::sync::lock(&up_tx).send(());
-        })
+        .on_thread_start(move || arrival.arrive())
         .enable_all()
         .build()?;
-    for _ in 0..workers {
-        if up_rx.recv().is_err() {
-            break;
-        }
-    }
+    arrivals.wait(workers);
     Ok(rt)
 }
 
