@@ -32,31 +32,6 @@ pub(crate) fn spawn_thread(
     std::thread::Builder::new().name(name).spawn(f)
 }
 
-#[cfg(test)]
-pub(crate) mod refusal {
-    use std::cell::Cell;
-
-    thread_local! {
-        static LEFT: Cell<Option<usize>> = const { Cell::new(None) };
-    }
-
-    /// On this thread, let `n` more threads start, then refuse.
-    pub(crate) fn refuse_thread_after(n: usize) {
-        LEFT.with(|l| l.set(Some(n)));
-    }
-
-    pub(super) fn refuse_now() -> bool {
-        LEFT.with(|l| match l.get() {
-            Some(0) => true,
-            Some(n) => {
-                l.set(Some(n - 1));
-                false
-            }
-            None => false,
-        })
-    }
-}
-
 /// Threads report that they run, and a starter waits until enough have: a pool or a runtime
 /// returns from its start once every thread exists (and carries its OS name), so that
 /// `Stats::threads` and the operating system agree from the first instant.
@@ -90,5 +65,30 @@ impl Arrivals {
     /// reported: nothing more to wait for). Returns how many arrived.
     pub(crate) fn wait(self, n: usize) -> usize {
         (0..n).take_while(|_| self.0.recv().is_ok()).count()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod refusal {
+    use std::cell::Cell;
+
+    thread_local! {
+        static LEFT: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// On this thread, let `n` more threads start, then refuse.
+    pub(crate) fn refuse_thread_after(n: usize) {
+        LEFT.with(|l| l.set(Some(n)));
+    }
+
+    pub(super) fn refuse_now() -> bool {
+        LEFT.with(|l| match l.get() {
+            Some(0) => true,
+            Some(n) => {
+                l.set(Some(n - 1));
+                false
+            }
+            None => false,
+        })
     }
 }
