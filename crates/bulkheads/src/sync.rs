@@ -16,6 +16,26 @@ pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::AtomicU8;
 }
 
+/// The shard of the calling thread among `shards`: threads are spread round-robin as they
+/// first ask, so a thread keeps its shard (and its cache lines) for its whole life.
+pub(crate) fn thread_shard(shards: usize) -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A process-wide counter of threads, not state of any registry.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    INDEX.with(|i| {
+        let mut n = i.get();
+        if n == usize::MAX {
+            n = NEXT.fetch_add(1, Ordering::Relaxed);
+            i.set(n);
+        }
+        n % shards
+    })
+}
+
 /// Starts a named OS thread. Every thread the library owns starts here, so that a test can
 /// make the operating system "refuse" the n-th one (see `refuse_thread_after`).
 pub(crate) fn spawn_thread(

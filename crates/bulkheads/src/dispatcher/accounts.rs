@@ -15,10 +15,9 @@
 //! the bookkeeping goes on.
 
 use std::any::Any;
-use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 // A TSC clock where the CPU has a stable one: a quarter of the cost of `clock_gettime` on the
 // hot path, where every task reads the clock three times (see docs/design.md).
@@ -67,20 +66,10 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The shard of the calling thread: threads are spread round-robin as they first count.
-fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    INDEX.with(|i| {
-        let mut n = i.get();
-        if n == usize::MAX {
-            n = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            i.set(n);
-        }
-        n
-    })
+/// A decision's count: SeqCst, to pair with the SeqCst flag and loads of a drain (see
+/// [`Accounts::decided`]). On x86 a read-modify-write is a full barrier anyway.
+fn bump_decision(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::SeqCst);
 }
 
 /// One dispatcher's bookkeeping, shared by its spawn path and every one of its tasks.
@@ -118,7 +107,7 @@ impl Accounts {
     }
 
     fn shard(&self) -> &Shard {
-        &self.shards[shard_index()]
+        &self.shards[crate::sync::thread_shard(SHARDS)]
     }
 
     fn sum(&self, field: impl Fn(&Shard) -> &AtomicU64) -> u64 {
@@ -221,13 +210,13 @@ impl Accounts {
     pub(crate) fn decided(&self, task: &TaskInfo, outcome: Outcome, was_queued: bool) {
         let shard = self.shard();
         match outcome {
-            Outcome::Ok => bump(&shard.completed),
-            Outcome::Panicked => bump(&shard.panicked),
+            Outcome::Ok => bump_decision(&shard.completed),
+            Outcome::Panicked => bump_decision(&shard.panicked),
             Outcome::Cancelled { abandoned } => {
-                bump(&shard.cancelled);
                 if abandoned {
                     bump(&shard.abandoned);
                 }
+                bump_decision(&shard.cancelled);
             }
         }
         if was_queued {
@@ -249,9 +238,12 @@ impl Accounts {
             }
             m.in_flight.decrement(1.0);
         });
-        // Acquire pairs with the Release in `begin_draining`: once it is set, every decision
-        // after it wakes the drainer, who re-reads the counts.
-        if self.draining.load(Ordering::Acquire) {
+        // No lost wake-up for a drain (`Dispatcher::drained_by`): the drainer stores `draining`,
+        // registers for the next decision, then reads the counts; a decider counts, then reads
+        // `draining`. All four are SeqCst, so in their single order either the drainer's read
+        // comes after this count (and sees it), or this read comes after the drainer's store
+        // (and wakes it, registered before its read).
+        if self.draining.load(Ordering::SeqCst) {
             self.idle.notify_waiters();
         }
     }
@@ -322,7 +314,8 @@ impl Accounts {
 
     /// From now on every decision wakes [`drained`](Self::drained) waiters.
     pub(crate) fn begin_draining(&self) {
-        self.draining.store(true, Ordering::Release);
+        // SeqCst: see the end of `decided`.
+        self.draining.store(true, Ordering::SeqCst);
     }
 
     /// A future that completes at the next decision after [`begin_draining`](Self::begin_draining).
@@ -331,11 +324,31 @@ impl Accounts {
     }
 
     /// Admitted tasks not decided yet.
+    /// Exact at the instant it returns, for a drain: the decisions are read before and after
+    /// the admissions and the read is repeated until no decision came in between.
     pub(crate) fn in_flight(&self) -> usize {
-        let admitted = self.sum(|s| &s.admitted);
-        let decided =
-            self.sum(|s| &s.completed) + self.sum(|s| &s.panicked) + self.sum(|s| &s.cancelled);
-        admitted.saturating_sub(decided) as usize
+        // SeqCst loads: see the end of `decided`.
+        let decided = || -> u64 {
+            self.shards
+                .iter()
+                .map(|s| {
+                    s.completed.load(Ordering::SeqCst)
+                        + s.panicked.load(Ordering::SeqCst)
+                        + s.cancelled.load(Ordering::SeqCst)
+                })
+                .sum()
+        };
+        loop {
+            let before = decided();
+            let admitted: u64 = self
+                .shards
+                .iter()
+                .map(|s| s.admitted.load(Ordering::SeqCst))
+                .sum();
+            if decided() == before {
+                return admitted.saturating_sub(before) as usize;
+            }
+        }
     }
 
     /// A snapshot; `threads`, `parallelism` and `capacity` come from the executor and the

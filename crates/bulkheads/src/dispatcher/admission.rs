@@ -22,7 +22,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -89,8 +89,7 @@ macro_rules! admission_setters {
 pub(crate) use admission_setters;
 
 /// An admitted task's place in its dispatcher's capacity. Released when dropped.
-#[derive(Debug)]
-pub(crate) struct Slot(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+pub(crate) struct Slot(Option<Arc<Admission>>);
 
 impl Slot {
     /// The slot of an unbounded dispatcher, or of work that runs inline on a thread that
@@ -98,11 +97,54 @@ impl Slot {
     pub(crate) fn unbounded() -> Self {
         Slot(None)
     }
+
+    /// The task was cancelled while its work waited in a pool's queue, where its cell stays
+    /// until a thread reaches it. The room is given back at once while the pool's queue holds
+    /// fewer such cells than its capacity (so a caller that gives up frees its place for the
+    /// next); beyond that the slot stays with the cell until a thread reaches it, so that a
+    /// storm of cancellations cannot grow the queue past twice its capacity.
+    pub(crate) fn into_tombstone(mut self) -> Tombstone {
+        match self.0.take() {
+            Some(admission) if admission.take_tombstone() => {
+                admission.release_slot();
+                Tombstone::Counted(admission)
+            }
+            Some(admission) => Tombstone::Holding(Slot(Some(admission))),
+            None => Tombstone::Free,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(admission) = self.0.take() {
+            admission.release_slot();
+        }
+    }
+}
+
+/// What a cancelled task's cell holds while it waits in a pool's queue: a place in the pool's
+/// budget of such cells, or its slot. Released when the pool's thread reaches the cell (or
+/// the cell is dropped).
+pub(crate) enum Tombstone {
+    Free,
+    Counted(Arc<Admission>),
+    Holding(#[allow(dead_code, reason = "held for its Drop")] Slot),
+}
+
+impl Drop for Tombstone {
+    fn drop(&mut self) {
+        if let Tombstone::Counted(admission) = self {
+            // Relaxed: a budget count; the queue itself orders the cells.
+            admission.tombstones_left.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 pub(crate) struct Admission {
-    /// `cap + queue` permits; `None` when the dispatcher has no cap.
-    slots: Option<Arc<Semaphore>>,
+    /// `cap + queue` permits; `None` when the dispatcher has no cap. A permit taken is
+    /// `forget`-ten and given back by the [`Slot`] that owns it, when that is dropped.
+    slots: Option<Semaphore>,
     capacity: usize,
     /// `max_concurrent` permits of a capped runtime or view.
     gate: Option<Arc<Semaphore>>,
@@ -111,12 +153,16 @@ pub(crate) struct Admission {
     closed: AtomicBool,
     /// Wakes `run*` callers waiting for room when admission closes.
     closing: Notify,
+    /// Cancelled tasks a pool's queue may still hold with their slot given back.
+    tombstones_left: AtomicUsize,
 }
 
 impl Admission {
     /// A pool: `threads + queue` slots, its threads are the gate.
     pub(crate) fn pool(threads: usize, queue: usize, max_wait: Duration) -> Self {
-        Self::new(Some(threads + queue), None, max_wait)
+        let a = Self::new(Some(threads + queue), None, max_wait);
+        a.tombstones_left.store(threads + queue, Ordering::Relaxed);
+        a
     }
 
     /// A runtime or a view: bounded only with `max_concurrent`.
@@ -129,12 +175,13 @@ impl Admission {
 
     fn new(capacity: Option<usize>, gate: Option<usize>, max_wait: Duration) -> Self {
         Admission {
-            slots: capacity.map(|n| Arc::new(Semaphore::new(n))),
+            slots: capacity.map(Semaphore::new),
             capacity: capacity.unwrap_or(usize::MAX),
             gate: gate.map(|n| Arc::new(Semaphore::new(n))),
             max_wait,
             closed: AtomicBool::new(false),
             closing: Notify::new(),
+            tombstones_left: AtomicUsize::new(0),
         }
     }
 
@@ -153,16 +200,36 @@ impl Admission {
         self.closed.load(Ordering::Acquire)
     }
 
+    fn slot(self: &Arc<Self>, permit: tokio::sync::SemaphorePermit<'_>) -> Slot {
+        // Given back by the slot's `Drop`.
+        permit.forget();
+        Slot(Some(self.clone()))
+    }
+
+    fn release_slot(&self) {
+        if let Some(slots) = &self.slots {
+            slots.add_permits(1);
+        }
+    }
+
+    /// Takes a place in the budget of cancelled cells a pool's queue may hold.
+    fn take_tombstone(&self) -> bool {
+        // Relaxed: a budget count; the slot released after it is ordered by the semaphore.
+        self.tombstones_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
     /// Takes a slot now or says why not.
-    pub(crate) fn try_admit(&self) -> Result<Slot, RejectReason> {
+    pub(crate) fn try_admit(self: &Arc<Self>) -> Result<Slot, RejectReason> {
         if self.is_closed() {
             return Err(RejectReason::ShuttingDown);
         }
         let Some(slots) = &self.slots else {
             return Ok(Slot::unbounded());
         };
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => Ok(Slot(Some(permit))),
+        match slots.try_acquire() {
+            Ok(permit) => Ok(self.slot(permit)),
             Err(TryAcquireError::NoPermits) => Err(RejectReason::QueueFull {
                 capacity: self.capacity,
             }),
@@ -174,7 +241,7 @@ impl Admission {
     /// Takes a slot, waiting up to `max_wait` in FIFO order. `timer` is the runtime whose
     /// clock measures the wait (the registry's control runtime, whatever runtime the caller is
     /// on). Dropping the returned future leaves the queue and frees the waiter's place.
-    pub(crate) async fn admit(&self, timer: &Handle) -> Result<Slot, RejectReason> {
+    pub(crate) async fn admit(self: &Arc<Self>, timer: &Handle) -> Result<Slot, RejectReason> {
         match self.try_admit() {
             Err(RejectReason::QueueFull { .. }) if !self.max_wait.is_zero() => {}
             other => return other,
@@ -197,8 +264,8 @@ impl Admission {
         let slot = tokio::select! {
             // Biased: the semaphore first, so a slot handed over at the deadline is taken.
             biased;
-            acquired = slots.clone().acquire_owned() => match acquired {
-                Ok(permit) => Slot(Some(permit)),
+            acquired = slots.acquire() => match acquired {
+                Ok(permit) => self.slot(permit),
                 Err(_closed) => return Err(RejectReason::ShuttingDown),
             },
             () = &mut closing => return Err(RejectReason::ShuttingDown),
@@ -216,17 +283,20 @@ impl Admission {
     /// A slot for a worker of a view over this dispatcher: waits in the same FIFO as
     /// submitters, without a deadline, and is served while the registry drains. With a gate,
     /// the worker passes it too: it runs tasks, so it counts as started work.
-    pub(crate) async fn worker_slot(&self) -> WorkerSlot {
+    pub(crate) async fn worker_slot(self: &Arc<Self>) -> WorkerSlot {
         let slot = match &self.slots {
-            Some(s) => s.clone().acquire_owned().await.ok(),
-            None => None,
+            Some(s) => match s.acquire().await {
+                Ok(permit) => self.slot(permit),
+                Err(_) => Slot::unbounded(),
+            },
+            None => Slot::unbounded(),
         };
         let gate = match &self.gate {
             Some(g) => g.clone().acquire_owned().await.ok(),
             None => None,
         };
         WorkerSlot {
-            _slot: Slot(slot),
+            _slot: slot,
             _gate: gate,
         }
     }

@@ -13,14 +13,16 @@ use std::sync::Arc;
 use super::accounts::Accounts;
 use super::admission::Admission;
 use super::task::NewTask;
+use super::task::cell::TaskCell;
 
 /// A boxed view worker.
 pub(crate) type Worker = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// What a dispatcher kind supplies.
 pub(crate) trait Executor: Send + Sync + 'static {
-    /// Runs an admitted task: now, or once its turn comes.
-    fn submit<F>(&self, task: NewTask<F>)
+    /// Runs an admitted task: now, or once its turn comes. Returns the task's cell, made the
+    /// way the executor keeps the work (see [`NewTask`]).
+    fn submit<F>(&self, task: NewTask<F>) -> Arc<TaskCell<F>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static;

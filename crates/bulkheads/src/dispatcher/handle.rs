@@ -134,7 +134,7 @@ impl Dispatcher {
         Ok(Dispatcher::new(self.core.make_view(parallelism)))
     }
 
-    /// Names the next task, for dumps and failure reports.
+    /// Names the next task, for errors and failure reports.
     ///
     /// ```
     /// # let d = bulkheads::Dispatchers::builder()

@@ -1,20 +1,15 @@
 //! The live set: every admitted, undecided task of one dispatcher.
 //!
-//! Shutdown walks it to cancel what is left; the diagnostics dump will read it. It holds weak
-//! references and is pruned lazily: registering a task is a push under a shard lock, and
-//! deciding one costs nothing here (a removal per task was a sixth of a no-op job's cost on
-//! the pool benchmark). A shard drops the entries of decided or freed tasks whenever it has
-//! doubled since its last pruning, and every shard is pruned when the dispatcher goes idle:
-//! under load it holds at most about twice the live tasks plus a constant, and after a burst
-//! it lets go. A dead entry keeps the task's allocation (its work and result are dropped when
-//! the task ends, but the cell's memory is freed only with its last reference).
-//!
-//! Sharded by task id so that submitters on different threads rarely meet on one lock.
+//! Shutdown walks it to cancel what is left. Registering a
+//! task is a push onto the submitting thread's shard (an uncontended lock, on a cache line that
+//! stays with that thread); deciding one costs nothing here. Decided tasks are dropped from a
+//! shard whenever it has doubled since it was last pruned, and every shard is pruned once a
+//! second by the registry's control thread: under load a shard holds at most about twice its
+//! live tasks plus a constant, and after a burst it lets go.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
-use super::task::id::TaskId;
-use crate::sync::lock;
+use crate::sync::{lock, thread_shard};
 
 const SHARDS: usize = 8;
 /// A shard is not pruned below this many entries.
@@ -32,17 +27,16 @@ pub(crate) struct LiveSet {
 }
 
 struct Shard {
-    tasks: Vec<Weak<dyn LiveTask>>,
+    tasks: Vec<Arc<dyn LiveTask>>,
     /// Prune when `tasks` reaches this length.
     prune_at: usize,
 }
 
 impl Shard {
     fn prune(&mut self) {
-        self.tasks
-            .retain(|t| t.upgrade().is_some_and(|t| !t.is_decided()));
-        self.tasks.shrink_to(PRUNE_FLOOR.max(2 * self.tasks.len()));
+        self.tasks.retain(|t| !t.is_decided());
         self.prune_at = PRUNE_FLOOR.max(2 * self.tasks.len());
+        self.tasks.shrink_to(self.prune_at);
     }
 }
 
@@ -58,20 +52,19 @@ impl LiveSet {
         }
     }
 
-    /// Registers a task. Called before the task is visible to anyone else.
-    pub(crate) fn register(&self, id: TaskId, task: Weak<dyn LiveTask>) {
-        let mut shard = lock(&self.shards[(id.0 as usize) % SHARDS]);
+    /// Registers a task.
+    pub(crate) fn register(&self, task: Arc<dyn LiveTask>) {
+        // The submitting thread's own shard: nobody else takes this lock but a pruner or a
+        // snapshot, so it is uncontended.
+        let mut shard = lock(&self.shards[thread_shard(SHARDS)]);
         if shard.tasks.len() >= shard.prune_at {
-            shard
-                .tasks
-                .retain(|t| t.upgrade().is_some_and(|t| !t.is_decided()));
+            shard.tasks.retain(|t| !t.is_decided());
             shard.prune_at = PRUNE_FLOOR.max(2 * shard.tasks.len());
         }
         shard.tasks.push(task);
     }
 
-    /// Drops entries of decided or freed tasks, skipping shards another thread holds. Called
-    /// when the dispatcher goes idle, so a burst's allocations do not outlive it.
+    /// Drops decided tasks, skipping shards another thread holds.
     pub(crate) fn prune(&self) {
         for shard in &self.shards {
             if let Ok(mut shard) = shard.try_lock() {
@@ -88,8 +81,8 @@ impl LiveSet {
                 lock(shard)
                     .tasks
                     .iter()
-                    .filter_map(Weak::upgrade)
-                    .filter(|t| !t.is_decided()),
+                    .filter(|t| !t.is_decided())
+                    .cloned(),
             );
         }
         all
@@ -111,21 +104,23 @@ mod tests {
     }
 
     #[test]
-    fn decided_and_dropped_tasks_leave_and_the_set_stays_bounded() {
+    fn decided_tasks_leave_and_the_set_stays_bounded() {
         let set = LiveSet::new();
         let mut undecided = Vec::new();
         let mut decided = Vec::new();
         for i in 0..10_000u64 {
             let t: Arc<Fake> = Arc::new(Fake(AtomicBool::new(false)));
-            let weak: Weak<dyn LiveTask> = Arc::downgrade(&(t.clone() as Arc<dyn LiveTask>));
-            set.register(TaskId(i), weak);
+            set.register(t.clone());
             match i % 3 {
                 0 => undecided.push(t),
                 1 => {
                     t.0.store(true, Ordering::SeqCst); // decided, still referenced
                     decided.push(t);
                 }
-                _ => drop(t), // decided and freed
+                _ => {
+                    t.0.store(true, Ordering::SeqCst); // decided, nobody else holds it
+                    drop(t);
+                }
             }
         }
         assert_eq!(set.snapshot().len(), undecided.len());

@@ -164,36 +164,21 @@ impl DispatcherCore {
         }
     }
 
-    /// Creates the cell of an admitted task and registers it: counted, live.
-    fn new_task<F>(
-        self: &Arc<Self>,
-        meta: Meta,
-        work: WorkKind,
-        fut: F,
-        slot: Slot,
-        gated: bool,
-    ) -> NewTask<F>
+    /// An admitted task, counted, on its way to an executor.
+    fn new_task<F>(&self, meta: Meta, work: WorkKind, fut: F, slot: Slot, gated: bool) -> NewTask<F>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         self.accounts.admitted(&meta.info);
-        let cell = Arc::new(TaskCell::new(
-            Header {
+        NewTask {
+            header: Header {
                 info: meta.info,
                 submitted_at: Instant::now(),
                 work,
                 accounts: self.accounts.clone(),
                 state: State::new(),
             },
-            None,
-        ));
-        let live: Arc<dyn LiveTask> = cell.clone();
-        self.accounts
-            .live
-            .register(cell.header.info.id, Arc::downgrade(&live));
-        NewTask {
-            cell,
             work: fut,
             slot,
             gate: if gated {
@@ -203,6 +188,17 @@ impl DispatcherCore {
             },
             span: meta.span,
         }
+    }
+
+    /// Registers a task's cell in the live set.
+    fn register<F>(&self, cell: &Arc<TaskCell<F>>) -> Spawned<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let live: Arc<dyn LiveTask> = cell.clone();
+        self.accounts.live.register(live);
+        (cell.header.info.id, cell.clone())
     }
 
     /// Hands an admitted task to the executor.
@@ -218,9 +214,8 @@ impl DispatcherCore {
         F::Output: Send + 'static,
     {
         let task = self.new_task(meta, work, fut, slot, true);
-        let spawned: Spawned<F::Output> = (task.cell.header.info.id, task.cell.clone());
-        self.executor.submit(task);
-        spawned
+        let cell = self.executor.submit(task);
+        self.register(&cell)
     }
 
     /// True when a `run*` awaited here must run inline (see the module docs).
@@ -241,9 +236,10 @@ impl DispatcherCore {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let task = self.new_task(meta, work, fut, Slot::unbounded(), false);
-        let spawned: Spawned<F::Output> = (task.cell.header.info.id, task.cell.clone());
-        (spawned, task.runner())
+        let (cell, runner) = self
+            .new_task(meta, work, fut, Slot::unbounded(), false)
+            .runner();
+        (self.register(&cell), runner)
     }
 
     // ----- views ---------------------------------------------------------------------------------

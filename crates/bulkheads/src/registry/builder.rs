@@ -230,13 +230,9 @@ impl DispatchersBuilder {
             let core = match spec {
                 Spec::Blocking(c) => {
                     let accounts = account(&name, Kind::Blocking);
-                    let pool = BlockingPool::start(
-                        accounts.clone(),
-                        c.threads,
-                        c.queue,
-                        shared.control.clone(),
-                    )
-                    .map_err(start_err(&name))?;
+                    let pool =
+                        BlockingPool::start(accounts.clone(), c.threads, shared.control.clone())
+                            .map_err(start_err(&name))?;
                     started.pools.push(pool.clone());
                     DispatcherCore::new(
                         accounts,

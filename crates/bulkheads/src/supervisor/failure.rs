@@ -54,7 +54,8 @@ pub struct Failure {
 pub enum FailureKind {
     /// The task panicked.
     Panic,
-    /// The task returned an error (supervised children).
+    /// The work returned an error value (not produced by the dispatchers themselves, which
+    /// report panics; for failures a caller reports through the same handler).
     Error,
 }
 

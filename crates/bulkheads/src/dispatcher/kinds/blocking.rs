@@ -3,9 +3,9 @@
 //! Invariants: the pool owns exactly `threads` threads, created at build and never more (none
 //! is ever spawned on demand, none is replaced: every job is contained, so no thread dies);
 //! jobs start in the order they were queued; a cancelled queued job is left in the queue as a
-//! tombstone that costs a pointer (its work and slot were dropped by the canceller), and the
-//! queue is swept of tombstones whenever it grows past twice the pool's capacity, so it never
-//! holds more than about that.
+//! tombstone (its work was dropped by the canceller, its slot given back within a budget of
+//! one pool capacity: see `Slot::into_tombstone`), so the queue never holds more than about
+//! twice the pool's capacity.
 //!
 //! Every pool thread enters the registry's control runtime for its whole life: closures see a
 //! Tokio context (`Handle::current()` works, as in `tokio::task::spawn_blocking`), and futures
@@ -16,16 +16,18 @@
 //! itself is therefore unbounded in type but bounded in fact. The workers of views over the
 //! pool are jobs too: each takes a slot of the pool's admission while it runs their tasks.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::executor::{Executor, Holding, Worker, WorkerHost};
+use crate::dispatcher::task::cell::TaskCell;
 use crate::dispatcher::task::{BlockOn, NewTask, QueuedTask};
 use crate::sync::lock;
 
@@ -84,51 +86,27 @@ enum Job {
     Task(Arc<dyn QueuedTask>),
     /// A step of a view's worker.
     Worker(async_task::Runnable),
-}
-
-impl Job {
-    fn is_tombstone(&self) -> bool {
-        match self {
-            Job::Task(t) => t.is_decided(),
-            Job::Worker(_) => false,
-        }
-    }
-}
-
-struct Queue {
-    jobs: VecDeque<Job>,
-    /// Threads waiting on `available`; a push wakes one only when this is non-zero.
-    idle: usize,
-    /// Set at shutdown: threads exit once `jobs` is empty.
-    closed: bool,
+    /// Sent once per thread at close, behind every job queued before: the thread exits.
+    Stop,
 }
 
 pub(crate) struct BlockingPool {
-    queue: Mutex<Queue>,
-    available: Condvar,
-    /// `queue.jobs.len()`, readable without the lock by spinning threads. Written under it.
-    len: AtomicUsize,
-    /// Threads looking for work without sleeping. A push wakes a sleeper only when nobody
-    /// spins, and a thread that pops a job wakes a sleeper when the jobs left outnumber the
-    /// spinners (each spinner takes one): so a job is never stranded behind a sleeping thread.
-    /// A spinner re-checks the queue under the lock after leaving this count, so it either
-    /// takes a job or is counted idle before a pusher or popper looks.
-    spinning: AtomicUsize,
+    /// The queue: crossbeam's unbounded channel, FIFO, lock-free, whose receivers spin briefly
+    /// and then park, so that a job arriving within microseconds (fan-outs, round trips) is
+    /// taken without a wake-up on either side. Its length is bounded by admission (capacity =
+    /// threads + queue) plus cancelled cells (at most the capacity again, see
+    /// `Slot::into_tombstone`) plus one worker per view and one `Stop` per thread.
+    tx: Sender<Job>,
+    rx: Receiver<Job>,
+    /// Set at close (SeqCst, with the load after a push: see `push`).
+    closed: AtomicBool,
     live_threads: AtomicUsize,
-    /// Threads + queue: the queue is swept of tombstones when it grows past twice this.
-    capacity: usize,
+    threads: usize,
     control: tokio::runtime::Handle,
     accounts: Arc<Accounts>,
     /// The threads, joined only when a failed build takes back what it started.
     handles: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
-
-/// At most this many threads spin at once; the rest sleep at once.
-const MAX_SPINNERS: usize = 2;
-/// Spin steps before sleeping: 2^0..2^5 pause loops, then `yield_now`s (crossbeam's backoff).
-const SPIN_STEPS: u32 = 30;
-/// The queue is never swept below this length.
-const SWEEP_FLOOR: usize = 64;
 
 impl BlockingPool {
     /// Starts `threads` threads named `<name>-<n>`, and returns once every one runs (so that
@@ -137,20 +115,15 @@ impl BlockingPool {
     pub(crate) fn start(
         accounts: Arc<Accounts>,
         threads: usize,
-        queue: usize,
         control: tokio::runtime::Handle,
     ) -> std::io::Result<Arc<Self>> {
+        let (tx, rx) = crossbeam_channel::unbounded();
         let pool = Arc::new(BlockingPool {
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                idle: 0,
-                closed: false,
-            }),
-            available: Condvar::new(),
-            len: AtomicUsize::new(0),
-            spinning: AtomicUsize::new(0),
+            tx,
+            rx,
+            closed: AtomicBool::new(false),
             live_threads: AtomicUsize::new(0),
-            capacity: threads + queue,
+            threads,
             control,
             accounts,
             handles: Mutex::new(Vec::with_capacity(threads)),
@@ -194,128 +167,50 @@ impl BlockingPool {
     }
 
     fn push(&self, job: Job) {
-        let swept = {
-            let mut q = lock(&self.queue);
-            if q.closed {
-                // Stopped: nobody would run it. A task is decided as cancelled now rather
-                // than left for a caller to wait on forever.
-                drop(q);
-                if let Job::Task(task) = &job {
-                    task.cancel();
-                }
-                return;
-            }
-            q.jobs.push_back(job);
-            let swept = if q.jobs.len() > SWEEP_FLOOR.max(2 * self.capacity) {
-                self.sweep(&mut q)
-            } else {
-                Vec::new()
-            };
-            self.len.store(q.jobs.len(), Ordering::Release);
-            // A spinner will take it; otherwise wake a sleeper. Further jobs that one spinner
-            // cannot take are passed on by `next_job` when it pops (see there).
-            // SeqCst pairs with the spinner's SeqCst decrement: see `spinning`.
-            let wake = q.idle > 0 && self.spinning.load(Ordering::SeqCst) == 0;
-            drop(q);
-            if wake {
-                self.available.notify_one();
-            }
-            swept
-        };
-        drop(swept); // outside the lock
+        // The channel lives as long as `self` holds both ends: a send cannot fail.
+        let _ = self.tx.send(job);
+        // A push that lost the race with `close` may sit behind the `Stop`s, where no thread
+        // would take it. SeqCst orders this load after the send and against the store in
+        // `close`: either the send came first (and is ahead of the `Stop`s), or this load sees
+        // the pool closed and cancels what is left.
+        if self.closed.load(Ordering::SeqCst) {
+            self.drain_closed();
+        }
     }
 
-    /// Takes the tombstones out of the queue. Only cancelled tasks' cells are in them (their
-    /// work and slot were dropped by the canceller), so dropping them runs no user code.
-    fn sweep(&self, q: &mut Queue) -> Vec<Job> {
-        let (tombstones, kept): (VecDeque<Job>, VecDeque<Job>) =
-            q.jobs.drain(..).partition(Job::is_tombstone);
-        q.jobs = kept;
-        tombstones.into()
+    /// Decides as cancelled every task still queued in a closed pool.
+    fn drain_closed(&self) {
+        while let Ok(job) = self.rx.try_recv() {
+            if let Job::Task(task) = job {
+                task.cancel();
+                task.leave_queue();
+            }
+        }
     }
 
     fn work(self: Arc<Self>) {
-        while let Some(job) = self.next_job() {
-            // Every job contains its own panics; this guard keeps the thread alive even if
-            // our bookkeeping around one ever panicked, and reports it.
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.run(job))) {
-                self.accounts
-                    .report_internal(payload, "a pool thread's job");
+        while let Ok(job) = self.rx.recv() {
+            match job {
+                Job::Stop => break,
+                Job::Task(task) => self.contained(|| task.run(&*self)),
+                Job::Worker(runnable) => self.contained(|| {
+                    runnable.run();
+                }),
             }
         }
-        self.live_threads.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    fn run(&self, job: Job) {
-        match job {
-            Job::Task(task) => task.run(self),
-            Job::Worker(runnable) => {
-                runnable.run();
-            }
+        // The last thread out cancels what a late push left behind its `Stop`.
+        if self.live_threads.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drain_closed();
         }
     }
 
-    fn next_job(&self) -> Option<Job> {
-        loop {
-            {
-                let mut q = lock(&self.queue);
-                while let Some(job) = q.jobs.pop_front() {
-                    self.len.store(q.jobs.len(), Ordering::Release);
-                    if job.is_tombstone() {
-                        continue;
-                    }
-                    // Pass work on: more jobs wait than spinners will take, and someone sleeps.
-                    let pass_on = q.idle > 0 && q.jobs.len() > self.spinning.load(Ordering::SeqCst);
-                    drop(q);
-                    if pass_on {
-                        self.available.notify_one();
-                    }
-                    return Some(job);
-                }
-                if q.closed {
-                    return None;
-                }
-            }
-            // Empty. Spin briefly before sleeping: a job that arrives within microseconds
-            // (fan-outs, round trips) is taken without a futex wake on either side.
-            if self.spin_for_work() {
-                continue;
-            }
-            let mut q = lock(&self.queue);
-            if q.jobs.is_empty() && !q.closed {
-                q.idle += 1;
-                q = self
-                    .available
-                    .wait(q)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                q.idle -= 1;
-            }
+    /// Every job contains its own panics; this guard keeps the thread alive even if our
+    /// bookkeeping around one ever panicked, and reports it.
+    fn contained(&self, f: impl FnOnce()) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            self.accounts
+                .report_internal(payload, "a pool thread's job");
         }
-    }
-
-    /// Spins until work shows up (true) or the backoff is spent (false). Leaves the spinning
-    /// count before returning, so the caller re-checks under the lock.
-    fn spin_for_work(&self) -> bool {
-        if self.spinning.fetch_add(1, Ordering::SeqCst) >= MAX_SPINNERS {
-            self.spinning.fetch_sub(1, Ordering::SeqCst);
-            return false;
-        }
-        let mut found = false;
-        for step in 0..SPIN_STEPS {
-            if step < 6 {
-                for _ in 0..(1u32 << step) {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
-            }
-            if self.len.load(Ordering::Acquire) > 0 {
-                found = true;
-                break;
-            }
-        }
-        self.spinning.fetch_sub(1, Ordering::SeqCst);
-        found
     }
 }
 
@@ -326,12 +221,14 @@ impl BlockOn for BlockingPool {
 }
 
 impl Executor for BlockingPool {
-    fn submit<F>(&self, task: NewTask<F>)
+    fn submit<F>(&self, task: NewTask<F>) -> Arc<TaskCell<F>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.push(Job::Task(task.queued()));
+        let cell = task.queued();
+        self.push(Job::Task(cell.clone()));
+        cell
     }
 
     fn threads(&self) -> usize {
@@ -346,10 +243,14 @@ impl Executor for BlockingPool {
         self.clone()
     }
 
-    /// Threads exit once the queue is empty.
+    /// Threads exit once the jobs queued before now have run (or been skipped).
     fn close(&self) {
-        lock(&self.queue).closed = true;
-        self.available.notify_all();
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for _ in 0..self.threads {
+            let _ = self.tx.send(Job::Stop);
+        }
     }
 }
 

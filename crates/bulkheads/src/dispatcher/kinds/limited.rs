@@ -34,6 +34,7 @@ use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::admission::AdmissionConfig;
 use crate::dispatcher::executor::{Base, Executor, Holding, Worker, WorkerHost};
 use crate::dispatcher::task::NewTask;
+use crate::dispatcher::task::cell::TaskCell;
 
 /// Tasks a worker runs before it gives the base a turn (kotlinx.coroutines uses 16 too).
 const BATCH: usize = 16;
@@ -169,17 +170,19 @@ impl Drop for ViewSlot<'_> {
 }
 
 impl Executor for LimitedView {
-    fn submit<F>(&self, task: NewTask<F>)
+    fn submit<F>(&self, task: NewTask<F>) -> Arc<TaskCell<F>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        let (cell, runner) = task.runner();
         match self.me.upgrade() {
-            Some(view) => view.spawn(task.runner()),
+            Some(view) => view.spawn(runner),
             // Unreachable while `&self` is borrowed from an `Arc`; dropping the runner would
             // still decide the task as cancelled.
-            None => drop(task.runner()),
+            None => drop(runner),
         }
+        cell
     }
 
     fn threads(&self) -> usize {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::executor::{Executor, WorkerHost};
 use super::task::NewTask;
+use super::task::cell::TaskCell;
 
 /// Generates `AnyExecutor`, an enum over the kinds whose every method forwards to the kind.
 /// Static dispatch: `submit` is generic over the work, so the work is never boxed.
@@ -24,7 +25,7 @@ macro_rules! kinds {
         }
 
         impl AnyExecutor {
-            pub(crate) fn submit<F>(&self, task: NewTask<F>)
+            pub(crate) fn submit<F>(&self, task: NewTask<F>) -> Arc<TaskCell<F>>
             where
                 F: Future + Send + 'static,
                 F::Output: Send + 'static,

@@ -19,6 +19,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 use crate::dispatcher::admission::AdmissionConfig;
 use crate::dispatcher::executor::{Executor, Worker, WorkerHost};
 use crate::dispatcher::task::NewTask;
+use crate::dispatcher::task::cell::TaskCell;
 
 /// Configuration of a `runtime` dispatcher: a dedicated multi-thread Tokio runtime.
 ///
@@ -125,14 +126,16 @@ impl TokioRuntime {
 }
 
 impl Executor for TokioRuntime {
-    fn submit<F>(&self, task: NewTask<F>)
+    fn submit<F>(&self, task: NewTask<F>) -> Arc<TaskCell<F>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        let (cell, runner) = task.runner();
         // Tokio's own handle is not kept: our cell is the task's identity. On a runtime that
         // has shut down the runner is dropped at once, which decides the task as cancelled.
-        drop(self.handle.spawn(task.runner()));
+        drop(self.handle.spawn(runner));
+        cell
     }
 
     fn threads(&self) -> usize {

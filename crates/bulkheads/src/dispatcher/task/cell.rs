@@ -26,7 +26,7 @@ use quanta::Instant;
 use super::id::TaskInfo;
 use super::state::{DONE_CANCELLED, DONE_OK, DONE_PANICKED, Requested, State};
 use crate::dispatcher::accounts::Accounts;
-use crate::dispatcher::admission::Slot;
+use crate::dispatcher::admission::{Slot, Tombstone};
 use crate::dispatcher::live::LiveTask;
 use crate::dispatcher::stats::Outcome;
 use crate::error::{DispatchError, PanicPayload, panic_message};
@@ -80,6 +80,8 @@ struct Inner<F: Future> {
     join_waker: Option<Waker>,
     /// Set when the join handle is dropped: from then on a failure goes to the root handler.
     detached: bool,
+    /// What a task cancelled in a pool's queue keeps until the pool's thread reaches it.
+    tombstone: Option<Tombstone>,
 }
 
 /// The shared state of one task.
@@ -103,17 +105,21 @@ where
                 output: Output::Pending,
                 join_waker: None,
                 detached: false,
+                tombstone: None,
             }),
             run_waker: AtomicWaker::new(),
         }
     }
 
-    pub(crate) fn set_pending(&self, pending: Pending<F>) {
-        lock(&self.inner).pending = Some(pending);
-    }
-
     pub(crate) fn take_pending(&self) -> Option<Pending<F>> {
         lock(&self.inner).pending.take()
+    }
+
+    /// A pool's thread reached the cell of a task cancelled in its queue: what the cell kept
+    /// for it (a place in the budget of such cells, or its slot) is given back.
+    pub(crate) fn leave_queue(&self) {
+        let tombstone = lock(&self.inner).tombstone.take();
+        drop(tombstone);
     }
 
     /// The runner's end: the work has stopped (returned, panicked, or was dropped). Counts
@@ -197,8 +203,8 @@ where
     }
 
     /// `QUEUED -> CANCELLED`: the work never starts. Work waiting in a pool's queue is dropped
-    /// here with its slot, so the room is free at once (the pool skips the cell later). Work an
-    /// executor holds (a runtime's or a view's queue) keeps its slot until its runner drops it,
+    /// here, and its slot given back at once within the pool's budget (see
+    /// `Slot::into_tombstone`; the pool skips the cell later). Work an executor holds (a runtime's or a view's queue) keeps its slot until its runner drops it,
     /// so cancelled tasks still sitting in such a queue count against capacity and an abort
     /// storm cannot grow that queue past it; the runner is woken in case it waits at a gate.
     pub(crate) fn cancel_queued(&self) -> bool {
@@ -210,7 +216,15 @@ where
             Outcome::Cancelled { abandoned: false },
             true,
         );
-        let pending = self.take_pending();
+        // The slot becomes the tombstone under the lock that gives up the work, so a pool
+        // thread that finds no work finds the tombstone (see `leave_queue`).
+        let pending = {
+            let mut inner = lock(&self.inner);
+            inner.pending.take().map(|Pending { work, slot, span }| {
+                inner.tombstone = Some(slot.into_tombstone());
+                (work, span)
+            })
+        };
         self.drop_user(pending);
         self.run_waker.wake();
         self.publish(Err(self.cancelled()));

@@ -23,8 +23,8 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// Who a task is: id, optional name, and where it was spawned. Shown in errors, failures and
-/// dumps as `task 'name' (#42, spawned at src/main.rs:10:5)`.
+/// Who a task is: id, optional name, and where it was spawned. Shown in errors and failure
+/// reports as `task 'name' (#42, spawned at src/main.rs:10:5)`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TaskInfo {

@@ -18,17 +18,18 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
-use self::cell::{Pending, TaskCell};
+use self::cell::{Header, Pending, TaskCell};
 use self::runner::TaskFuture;
 use crate::dispatcher::admission::{GatePass, Slot};
 
-/// An admitted task on its way to its executor.
+/// An admitted task on its way to its executor, which chooses where its work waits and so
+/// how its cell is made.
 pub(crate) struct NewTask<F>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    pub(crate) cell: Arc<TaskCell<F>>,
+    pub(crate) header: Header,
     pub(crate) work: F,
     pub(crate) slot: Slot,
     pub(crate) gate: Option<GatePass>,
@@ -40,22 +41,25 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    /// The runner, for executors that keep the work in their own queue.
-    pub(crate) fn runner(self) -> TaskFuture<F> {
-        TaskFuture::new(self.cell, self.work, self.slot, self.gate, self.span)
+    /// The cell and the runner, for executors that keep the work in their own queue.
+    pub(crate) fn runner(self) -> (Arc<TaskCell<F>>, TaskFuture<F>) {
+        let cell = Arc::new(TaskCell::new(self.header, None));
+        let runner = TaskFuture::new(cell.clone(), self.work, self.slot, self.gate, self.span);
+        (cell, runner)
     }
 
     /// The cell holding the work, for executors that queue cells (blocking pools). Such
     /// executors have no gate: their threads are their in-flight cap.
-    pub(crate) fn queued(self) -> Arc<dyn QueuedTask> {
+    pub(crate) fn queued(self) -> Arc<TaskCell<F>> {
         debug_assert!(self.gate.is_none(), "queued tasks pass no gate");
-        let cell = self.cell;
-        cell.set_pending(Pending {
-            work: self.work,
-            slot: self.slot,
-            span: self.span,
-        });
-        cell
+        Arc::new(TaskCell::new(
+            self.header,
+            Some(Pending {
+                work: self.work,
+                slot: self.slot,
+                span: self.span,
+            }),
+        ))
     }
 }
 
@@ -68,10 +72,10 @@ pub(crate) trait BlockOn {
 /// A task whose work waits in its cell while the cell waits in an executor's queue.
 pub(crate) trait QueuedTask: Send + Sync {
     /// Runs the task on this thread: a closure at once, a future driven with `host` until it
-    /// ends. Does nothing if the task was cancelled while queued.
+    /// ends. For a task cancelled while queued, only gives back what its cell kept.
     fn run(self: Arc<Self>, host: &dyn BlockOn);
-    /// Decided while queued: to skip, and to sweep from the queue.
-    fn is_decided(&self) -> bool;
+    /// The executor skipped the cell of a task decided while queued: it no longer waits.
+    fn leave_queue(&self);
     /// Cancels the task (its executor stopped before running it).
     fn cancel(&self);
 }
@@ -83,7 +87,9 @@ where
 {
     fn run(self: Arc<Self>, host: &dyn BlockOn) {
         let Some(pending) = self.take_pending() else {
-            return; // cancelled while queued: decided, its slot already freed
+            // Cancelled while queued: decided; give back what its cell kept.
+            self.leave_queue();
+            return;
         };
         let mut runner = pin!(TaskFuture::from_pending(self, pending));
         // A closure's runner is done after one poll; a future's goes on with a real waker.
@@ -97,8 +103,8 @@ where
         host.block_on(runner);
     }
 
-    fn is_decided(&self) -> bool {
-        self.header.state.is_decided()
+    fn leave_queue(&self) {
+        TaskCell::leave_queue(self);
     }
 
     fn cancel(&self) {
