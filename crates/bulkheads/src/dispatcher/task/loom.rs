@@ -37,6 +37,10 @@ impl BlockOn for NoBlockOn {
 
 /// A pool with capacity 1, and one admitted blocking task waiting in its queue.
 fn one_task() -> (Arc<Accounts>, Arc<Admission>, Arc<TaskCell<Job>>) {
+    one_task_of(WorkKind::Blocking)
+}
+
+fn one_task_of(work: WorkKind) -> (Arc<Accounts>, Arc<Admission>, Arc<TaskCell<Job>>) {
     let accounts = Arc::new(Accounts::new(
         "loom".into(),
         Kind::Blocking,
@@ -51,7 +55,7 @@ fn one_task() -> (Arc<Accounts>, Arc<Admission>, Arc<TaskCell<Job>>) {
         Header {
             info,
             submitted_at: Instant::now(),
-            work: WorkKind::Blocking,
+            work,
             accounts: accounts.clone(),
             state: State::new(),
         },
@@ -64,7 +68,7 @@ fn one_task() -> (Arc<Accounts>, Arc<Admission>, Arc<TaskCell<Job>>) {
     (accounts, admission, cell)
 }
 
-fn check_exactly_once(accounts: &Accounts, admission: &Admission, cell: &TaskCell<Job>) {
+fn check_exactly_once(accounts: &Accounts, admission: &Arc<Admission>, cell: &TaskCell<Job>) {
     let s = accounts.stats(1, None, Some(1));
     assert_eq!(s.completed + s.cancelled, 1, "{s:?}");
     assert_eq!(s.in_flight, 0, "{s:?}");
@@ -113,6 +117,24 @@ fn loom_two_cancellers_and_a_runner() {
         cell.cancel();
         runner.join().unwrap();
         other.join().unwrap();
+        check_exactly_once(&accounts, &admission, &cell);
+    });
+}
+
+/// Shutdown's decision path: cancel everything, then give up on what did not stop
+/// (`force_abandon`), racing the runner of async work that completes. Decided exactly once,
+/// its slot released exactly once, and the caller's result agrees.
+#[test]
+fn loom_shutdown_cancel_and_abandon_race_a_finishing_runner() {
+    loom::model(|| {
+        let (accounts, admission, cell) = one_task_of(WorkKind::Async);
+        let runner = {
+            let cell = cell.clone();
+            loom::thread::spawn(move || QueuedTask::run(cell, &NoBlockOn))
+        };
+        cell.cancel();
+        cell.force_abandon();
+        runner.join().unwrap();
         check_exactly_once(&accounts, &admission, &cell);
     });
 }

@@ -19,13 +19,14 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use self::queue::JobQueue;
 
 use crate::dispatcher::accounts::Accounts;
+mod queue;
+
 use crate::dispatcher::executor::{Executor, Holding, Worker, WorkerHost};
 use crate::dispatcher::task::cell::TaskCell;
 use crate::dispatcher::task::{BlockOn, NewTask, QueuedTask};
@@ -86,21 +87,24 @@ enum Job {
     Task(Arc<dyn QueuedTask>),
     /// A step of a view's worker.
     Worker(async_task::Runnable),
-    /// Sent once per thread at close, behind every job queued before: the thread exits.
-    Stop,
+}
+
+impl Job {
+    /// The pool stopped before the job ran: a task is decided as cancelled (rather than left
+    /// for a caller to wait on forever), a worker dropped.
+    fn cancel(self) {
+        if let Job::Task(task) = self {
+            task.cancel();
+            task.leave_queue();
+        }
+    }
 }
 
 pub(crate) struct BlockingPool {
-    /// The queue: crossbeam's unbounded channel, FIFO, lock-free, whose receivers spin briefly
-    /// and then park, so that a job arriving within microseconds (fan-outs, round trips) is
-    /// taken without a wake-up on either side. Its length is bounded by admission (capacity =
-    /// threads + queue) plus cancelled cells (at most the capacity again, see
-    /// `Slot::into_tombstone`) plus one worker per view and one `Stop` per thread.
-    tx: Sender<Job>,
-    rx: Receiver<Job>,
-    /// Set at close (SeqCst, with the load after a push: see `push`).
-    closed: AtomicBool,
-    live_threads: AtomicUsize,
+    /// FIFO, lock-free; its length is bounded by admission (capacity = threads + queue) plus
+    /// cancelled cells (at most the capacity again, see `Slot::into_tombstone`) plus one
+    /// worker per view. See `queue.rs` for how it closes.
+    queue: JobQueue<Job>,
     threads: usize,
     control: tokio::runtime::Handle,
     accounts: Arc<Accounts>,
@@ -117,12 +121,8 @@ impl BlockingPool {
         threads: usize,
         control: tokio::runtime::Handle,
     ) -> std::io::Result<Arc<Self>> {
-        let (tx, rx) = crossbeam_channel::unbounded();
         let pool = Arc::new(BlockingPool {
-            tx,
-            rx,
-            closed: AtomicBool::new(false),
-            live_threads: AtomicUsize::new(0),
+            queue: JobQueue::new(threads),
             threads,
             control,
             accounts,
@@ -132,7 +132,6 @@ impl BlockingPool {
         for n in 0..threads {
             let worker = pool.clone();
             let up = arrival.clone();
-            pool.live_threads.fetch_add(1, Ordering::Relaxed);
             let spawned =
                 crate::sync::spawn_thread(format!("{}-{n}", pool.accounts.name), move || {
                     let _ctx = worker.control.enter();
@@ -144,7 +143,9 @@ impl BlockingPool {
             match spawned {
                 Ok(handle) => lock(&pool.handles).push(handle),
                 Err(e) => {
-                    pool.live_threads.fetch_sub(1, Ordering::Relaxed);
+                    for _ in n..threads {
+                        pool.queue.worker_missing();
+                    }
                     pool.close();
                     pool.join();
                     return Err(e);
@@ -167,49 +168,26 @@ impl BlockingPool {
     }
 
     fn push(&self, job: Job) {
-        // The channel lives as long as `self` holds both ends: a send cannot fail.
-        let _ = self.tx.send(job);
-        // A push that lost the race with `close` may sit behind the `Stop`s, where no thread
-        // would take it. SeqCst orders this load after the send and against the store in
-        // `close`: either the send came first (and is ahead of the `Stop`s), or this load sees
-        // the pool closed and cancels what is left.
-        if self.closed.load(Ordering::SeqCst) {
-            self.drain_closed();
-        }
-    }
-
-    /// Decides as cancelled every task still queued in a closed pool.
-    fn drain_closed(&self) {
-        while let Ok(job) = self.rx.try_recv() {
-            if let Job::Task(task) = job {
-                task.cancel();
-                task.leave_queue();
-            }
-        }
+        self.queue.push(job).into_iter().for_each(Job::cancel);
     }
 
     fn work(self: Arc<Self>) {
-        while let Ok(job) = self.rx.recv() {
+        while let Some(job) = self.queue.pop() {
             match job {
-                Job::Stop => break,
                 Job::Task(task) => self.contained(|| task.run(&*self)),
                 Job::Worker(runnable) => self.contained(|| {
                     runnable.run();
                 }),
             }
         }
-        // The last thread out cancels what a late push left behind its `Stop`.
-        if self.live_threads.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.drain_closed();
-        }
+        self.queue.exited().into_iter().for_each(Job::cancel);
     }
 
     /// Every job contains its own panics; this guard keeps the thread alive even if our
     /// bookkeeping around one ever panicked, and reports it.
     fn contained(&self, f: impl FnOnce()) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-            self.accounts
-                .report_internal(payload, "a pool thread's job");
+            self.accounts.report_internal(payload, "a pool thread's job");
         }
     }
 }
@@ -232,7 +210,7 @@ impl Executor for BlockingPool {
     }
 
     fn threads(&self) -> usize {
-        self.live_threads.load(Ordering::Relaxed)
+        self.queue.workers()
     }
 
     fn holds_current_thread(&self) -> bool {
@@ -245,12 +223,7 @@ impl Executor for BlockingPool {
 
     /// Threads exit once the jobs queued before now have run (or been skipped).
     fn close(&self) {
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        for _ in 0..self.threads {
-            let _ = self.tx.send(Job::Stop);
-        }
+        self.queue.close(self.threads);
     }
 }
 
