@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p bulkheads-benches --bench headline                # full run
 //! cargo bench -p bulkheads-benches --bench headline -- W1          # only workloads matching "W1"
+//! cargo bench -p bulkheads-benches --bench headline -- I1 I2 I3    # only the isolation workloads
 //! cargo bench -p bulkheads-benches --bench headline -- --quick     # smoke run, seconds
 //! cargo bench -p bulkheads-benches --bench headline -- --markdown  # tables also as Markdown
 //! HEADLINE_SAMPLES=21 cargo bench -p bulkheads-benches --bench headline
@@ -11,7 +12,10 @@
 //!
 //! The job workloads W1–W5 measure the cost of dispatching: every workload is driven from a
 //! task on a Tokio multi-thread runtime with 2 workers (the awaiting side is async); every
-//! result is awaited and summed, and the sum is checked against the job count.
+//! result is awaited and summed, and the sum is checked against the job count. The isolation
+//! workloads I1–I3 measure the library's own timers (`max_wait`, the shutdown deadline, timers
+//! of futures pinned to a pool) while the registry's `cpu` pool is saturated by CPU work, next
+//! to plain Tokio whose timers share a runtime saturated the same way (see `isolation.rs`).
 //!
 //! Each contender runs the workload `HEADLINE_SAMPLES` times (default 11, after 2 warm-up
 //! rounds); contenders are interleaved round-robin within each round, with the starting
@@ -23,10 +27,11 @@
 //! runs in test mode: quick sizes, one sample, no warm-up, so a test run stays short.
 //!
 //! Layout: `plan` (arguments), `workloads` (the workload table, W1–W5), `contenders`, `pools`
-//! and `views` (what W1–W5 run against), `measure` (rounds, medians), `report` (header and
-//! tables).
+//! and `views` (what W1–W5 run against), `isolation` (I1–I3), `measure` (rounds, medians),
+//! `report` (header and tables).
 
 mod contenders;
+mod isolation;
 mod measure;
 mod plan;
 mod pools;

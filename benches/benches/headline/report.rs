@@ -43,6 +43,18 @@ pub const JOB_COLUMNS: &[Column] = &[
     right("max", 10),
 ];
 
+/// Columns of the isolation workloads (I1–I3): what each contender's contract promises
+/// (`expected`) and how far its median is from it (`vs expected`, median / expected).
+pub const ISOLATION_COLUMNS: &[Column] = &[
+    left("contender", 44),
+    right("median", 10),
+    right("ratio", 7),
+    right("expected", 10),
+    right("vs expected", 11),
+    right("min", 10),
+    right("max", 10),
+];
+
 /// One workload's results: a row of cells per contender, the first cell its label.
 pub struct Table {
     name: &'static str,
