@@ -1,0 +1,69 @@
+//! Measuring: the interleaved round-robin every workload's samples go through, the summary of
+//! a contender's samples (median, min, max), and [`Human`] durations.
+
+use std::fmt::{self, Display};
+use std::time::Duration;
+
+use crate::plan::Plan;
+
+/// Runs `plan.warmup + plan.samples` rounds; in each, `sample(i)` once for every contender `i`,
+/// starting from a contender rotated per round, so machine noise hits all of them alike.
+/// Returns, per contender, its sample times (warm-up rounds dropped).
+pub fn rounds(
+    contenders: usize,
+    plan: &Plan,
+    mut sample: impl FnMut(usize) -> Result<Duration, String>,
+) -> Result<Vec<Vec<Duration>>, String> {
+    let mut times = vec![Vec::with_capacity(plan.samples); contenders];
+    for round in 0..plan.warmup + plan.samples {
+        for k in 0..contenders {
+            let i = (round + k) % contenders;
+            let elapsed = sample(i)?;
+            if round >= plan.warmup {
+                times[i].push(elapsed);
+            }
+        }
+    }
+    Ok(times)
+}
+
+pub struct Summary {
+    pub median: Duration,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// Median, min and max of at least one sample.
+pub fn summarize(mut v: Vec<Duration>) -> Summary {
+    v.sort_unstable();
+    let len = v.len();
+    let median = if len % 2 == 1 {
+        v[len / 2]
+    } else {
+        (v[len / 2 - 1] + v[len / 2]) / 2
+    };
+    Summary {
+        median,
+        min: v[0],
+        max: v[len - 1],
+    }
+}
+
+/// A duration with three significant-ish digits and a unit that fits.
+pub struct Human(pub Duration);
+
+impl Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0.as_secs_f64() * 1e9;
+        let s = if ns < 1e3 {
+            format!("{ns:.0} ns")
+        } else if ns < 1e6 {
+            format!("{:.2} µs", ns / 1e3)
+        } else if ns < 1e9 {
+            format!("{:.2} ms", ns / 1e6)
+        } else {
+            format!("{:.3} s", ns / 1e9)
+        };
+        f.pad(&s)
+    }
+}
