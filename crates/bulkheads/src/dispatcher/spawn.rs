@@ -24,7 +24,7 @@ use super::kinds::limited::LimitedView;
 use super::live::LiveTask;
 use super::stats::Stats;
 use super::task::NewTask;
-use super::task::cell::{Header, Joinable, TaskCell, WorkKind};
+use super::task::cell::{Header, Joinable, TaskCell, TaskSpan, WorkKind};
 use super::task::id::{TaskId, TaskInfo};
 use super::task::runner::TaskFuture;
 use super::task::state::State;
@@ -186,7 +186,7 @@ impl DispatcherCore {
             } else {
                 None
             },
-            span: meta.span,
+            span: TaskSpan::new(meta.span),
         }
     }
 

@@ -55,7 +55,45 @@ pub(crate) struct Header {
 pub(crate) struct Pending<F> {
     pub work: F,
     pub slot: Slot,
-    pub span: tracing::Span,
+    pub span: TaskSpan,
+}
+
+/// A child of the submitter's span, kept only when there is one (tracing on): eight bytes in
+/// the cell otherwise, which matters when a fan-out holds a hundred thousand cells at once.
+pub(crate) struct TaskSpan(Option<Box<tracing::Span>>);
+
+impl TaskSpan {
+    pub(crate) fn new(span: tracing::Span) -> Self {
+        TaskSpan(if span.is_none() {
+            None
+        } else {
+            Some(Box::new(span))
+        })
+    }
+
+    #[cfg(bulkheads_loom)]
+    pub(crate) fn none() -> Self {
+        TaskSpan(None)
+    }
+
+    /// Enters the span for the duration of `f`.
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(span) => {
+                let _entered = span.enter();
+                f()
+            }
+            None => f(),
+        }
+    }
+}
+
+/// Why a task produced no value, as the cell keeps it: small, since a fan-out holds many
+/// cells at once. Made into a [`DispatchError`] (which names the dispatcher and the task) when
+/// the caller reads it.
+pub(crate) enum Failed {
+    Panicked(Box<dyn Any + Send + 'static>),
+    Cancelled,
 }
 
 /// How a task ended, as seen by its runner.
@@ -68,7 +106,7 @@ pub(crate) enum Completion<T> {
 
 enum Output<T> {
     Pending,
-    Ready(Result<T, DispatchError>),
+    Ready(Result<T, Failed>),
     Taken,
 }
 
@@ -142,8 +180,8 @@ where
         drop(slot);
         let result = match completion {
             Completion::Ok(v) => Ok(v),
-            Completion::Panicked(payload) => Err(self.panicked(payload)),
-            Completion::Cancelled => Err(self.cancelled()),
+            Completion::Panicked(payload) => Err(Failed::Panicked(payload)),
+            Completion::Cancelled => Err(Failed::Cancelled),
         };
         if won {
             self.publish(result);
@@ -151,7 +189,7 @@ where
             // Abandoned: its caller already has `Cancelled`. A panic still reaches the root
             // handler; a value is dropped here, contained.
             match result {
-                Err(e @ DispatchError::Panicked { .. }) => self.route_failure(e),
+                Err(Failed::Panicked(payload)) => self.route_failure(payload),
                 other => self.drop_user(other),
             }
         }
@@ -198,7 +236,7 @@ where
             Outcome::Cancelled { abandoned: true },
             false,
         );
-        self.publish(Err(self.cancelled()));
+        self.publish(Err(Failed::Cancelled));
         true
     }
 
@@ -227,11 +265,11 @@ where
         };
         self.drop_user(pending);
         self.run_waker.wake();
-        self.publish(Err(self.cancelled()));
+        self.publish(Err(Failed::Cancelled));
         true
     }
 
-    fn publish(&self, result: Result<F::Output, DispatchError>) {
+    fn publish(&self, result: Result<F::Output, Failed>) {
         let (waker, unobserved) = {
             let mut inner = lock(&self.inner);
             if inner.detached {
@@ -245,7 +283,7 @@ where
             w.wake();
         }
         match unobserved {
-            Some(Err(e @ DispatchError::Panicked { .. })) => self.route_failure(e),
+            Some(Err(Failed::Panicked(payload))) => self.route_failure(payload),
             other => self.drop_user(other),
         }
     }
@@ -263,35 +301,30 @@ where
         }
     }
 
-    fn route_failure(&self, err: DispatchError) {
-        if let DispatchError::Panicked {
-            message, payload, ..
-        } = err
-        {
-            let failure = Failure {
-                dispatcher: self.header.accounts.name.clone(),
-                task: self.header.info.clone(),
-                kind: FailureKind::Panic,
-                message,
-            };
-            self.header.accounts.report(failure);
-            self.drop_user(payload);
-        }
-    }
-
-    pub(crate) fn panicked(&self, payload: Box<dyn Any + Send + 'static>) -> DispatchError {
-        DispatchError::Panicked {
+    /// A panic nobody will read: to the root handler.
+    fn route_failure(&self, payload: Box<dyn Any + Send + 'static>) {
+        let failure = Failure {
             dispatcher: self.header.accounts.name.clone(),
             task: self.header.info.clone(),
+            kind: FailureKind::Panic,
             message: panic_message(&*payload),
-            payload: PanicPayload::new(payload),
-        }
+        };
+        self.header.accounts.report(failure);
+        self.drop_user(payload);
     }
 
-    fn cancelled(&self) -> DispatchError {
-        DispatchError::Cancelled {
-            dispatcher: self.header.accounts.name.clone(),
-            task: self.header.info.clone(),
+    /// The caller's error for a task that produced no value.
+    fn error(&self, failed: Failed) -> DispatchError {
+        let dispatcher = self.header.accounts.name.clone();
+        let task = self.header.info.clone();
+        match failed {
+            Failed::Panicked(payload) => DispatchError::Panicked {
+                dispatcher,
+                task,
+                message: panic_message(&*payload),
+                payload: PanicPayload::new(payload),
+            },
+            Failed::Cancelled => DispatchError::Cancelled { dispatcher, task },
         }
     }
 }
@@ -312,7 +345,10 @@ where
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, DispatchError>> {
         let mut inner = lock(&self.inner);
         match std::mem::replace(&mut inner.output, Output::Taken) {
-            Output::Ready(r) => Poll::Ready(r),
+            Output::Ready(r) => {
+                drop(inner);
+                Poll::Ready(r.map_err(|failed| self.error(failed)))
+            }
             Output::Pending => {
                 inner.output = Output::Pending;
                 match &inner.join_waker {
@@ -344,7 +380,7 @@ where
             std::mem::replace(&mut inner.output, Output::Taken)
         };
         match pending {
-            Output::Ready(Err(e @ DispatchError::Panicked { .. })) => self.route_failure(e),
+            Output::Ready(Err(Failed::Panicked(payload))) => self.route_failure(payload),
             other => self.drop_user(other),
         }
     }
@@ -365,3 +401,4 @@ where
         self.header.state.is_decided()
     }
 }
+

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use quanta::Instant;
 
-use super::cell::{Header, Joinable, Pending, TaskCell, WorkKind};
+use super::cell::{Header, Joinable, Pending, TaskCell, TaskSpan, WorkKind};
 use super::id::{TaskId, TaskInfo};
 use super::runner::ClosureFuture;
 use super::state::State;
@@ -62,7 +62,7 @@ fn one_task_of(work: WorkKind) -> (Arc<Accounts>, Arc<Admission>, Arc<TaskCell<J
         Some(Pending {
             work: ClosureFuture::new(job),
             slot,
-            span: tracing::Span::none(),
+            span: TaskSpan::none(),
         }),
     ));
     (accounts, admission, cell)

@@ -18,7 +18,7 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
-use self::cell::{Header, Pending, TaskCell};
+use self::cell::{Header, Pending, TaskCell, TaskSpan};
 use self::runner::TaskFuture;
 use crate::dispatcher::admission::{GatePass, Slot};
 
@@ -33,7 +33,7 @@ where
     pub(crate) work: F,
     pub(crate) slot: Slot,
     pub(crate) gate: Option<GatePass>,
-    pub(crate) span: tracing::Span,
+    pub(crate) span: TaskSpan,
 }
 
 impl<F> NewTask<F>

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 // See `stats.rs` on the clock.
 use quanta::Instant;
 
-use super::cell::{Completion, Pending, TaskCell, WorkKind};
+use super::cell::{Completion, Pending, TaskCell, TaskSpan, WorkKind};
 use crate::dispatcher::admission::{GatePass, Slot};
 
 pin_project_lite::pin_project! {
@@ -42,7 +42,7 @@ pin_project_lite::pin_project! {
         gate: Option<GatePass>,
         // A child of the submitter's span, entered around every poll; dropped (contained)
         // with the work.
-        span: Option<tracing::Span>,
+        span: Option<TaskSpan>,
         // When the work started; `None` until then.
         started: Option<Instant>,
         done: bool,
@@ -81,7 +81,7 @@ fn stop<F>(
     cell: &TaskCell<F>,
     mut fut: Pin<&mut Option<F>>,
     gate: &mut Option<GatePass>,
-    span: &mut Option<tracing::Span>,
+    span: &mut Option<TaskSpan>,
 ) where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -108,7 +108,7 @@ where
         work: F,
         slot: Slot,
         gate: Option<GatePass>,
-        span: tracing::Span,
+        span: TaskSpan,
     ) -> Self {
         TaskFuture {
             cell,
@@ -199,9 +199,9 @@ where
         let accounts = &header.accounts;
         accounts.active_enter(&header.info);
         let span = &*this.span;
-        let polled = catch_unwind(AssertUnwindSafe(|| {
-            let _entered = span.as_ref().map(tracing::Span::enter);
-            fut.poll(cx)
+        let polled = catch_unwind(AssertUnwindSafe(|| match span {
+            Some(span) => span.in_scope(|| fut.poll(cx)),
+            None => fut.poll(cx),
         }));
         accounts.active_exit(&header.info);
         let completion = match polled {
