@@ -48,8 +48,9 @@ pub struct JoinHandle<T> {
 
 enum JoinState<T> {
     Attached(Arc<dyn Joinable<T>>),
-    /// Rejected at submission: the error waits to be awaited.
-    Rejected(Option<DispatchError>),
+    /// Rejected at submission: the error waits to be awaited. Boxed, so that a handle is
+    /// three words (fan-outs keep a hundred thousand of them).
+    Rejected(Option<Box<DispatchError>>),
     /// The result was returned: nothing left to detach or abort.
     Done,
 }
@@ -91,7 +92,7 @@ impl<T> JoinHandle<T> {
     pub(crate) fn rejected(id: TaskId, err: DispatchError) -> Self {
         JoinHandle {
             id,
-            state: JoinState::Rejected(Some(err)),
+            state: JoinState::Rejected(Some(Box::new(err))),
         }
     }
 
@@ -114,7 +115,7 @@ impl<T> Future for JoinHandle<T> {
         let ready = match &mut self.state {
             JoinState::Attached(task) => std::task::ready!(task.poll_join(cx)),
             JoinState::Rejected(err) => match err.take() {
-                Some(e) => Err(e),
+                Some(e) => Err(*e),
                 None => panic!("bulkheads::JoinHandle polled after it returned Ready"),
             },
             JoinState::Done => panic!("bulkheads::JoinHandle polled after it returned Ready"),

@@ -21,7 +21,6 @@ use super::executor::Base;
 use super::kind::Kind;
 use super::kinds::AnyExecutor;
 use super::kinds::limited::LimitedView;
-use super::live::LiveTask;
 use super::stats::Stats;
 use super::task::NewTask;
 use super::task::cell::{Header, Joinable, TaskCell, TaskSpan, WorkKind};
@@ -191,14 +190,14 @@ impl DispatcherCore {
     }
 
     /// Registers a task's cell in the live set.
-    fn register<F>(&self, cell: &Arc<TaskCell<F>>) -> Spawned<F::Output>
+    /// Takes the cell (its reference becomes the caller's handle) and registers a clone.
+    fn register<F>(&self, cell: Arc<TaskCell<F>>) -> Spawned<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let live: Arc<dyn LiveTask> = cell.clone();
-        self.accounts.live.register(live);
-        (cell.header.info.id, cell.clone())
+        self.accounts.live.register(cell.clone());
+        (cell.header.info.id, cell)
     }
 
     /// Hands an admitted task to the executor.
@@ -215,7 +214,7 @@ impl DispatcherCore {
     {
         let task = self.new_task(meta, work, fut, slot, true);
         let cell = self.executor.submit(task);
-        self.register(&cell)
+        self.register(cell)
     }
 
     /// True when a `run*` awaited here must run inline (see the module docs).
@@ -239,7 +238,7 @@ impl DispatcherCore {
         let (cell, runner) = self
             .new_task(meta, work, fut, Slot::unbounded(), false)
             .runner();
-        (self.register(&cell), runner)
+        (self.register(cell), runner)
     }
 
     // ----- views ---------------------------------------------------------------------------------
@@ -371,3 +370,4 @@ impl Drop for DispatcherCore {
         }
     }
 }
+

@@ -80,7 +80,8 @@ impl TaskIds {
     }
 
     pub(crate) fn next(&self) -> TaskId {
-        // Relaxed: uniqueness needs atomicity only.
+        // Relaxed: uniqueness needs atomicity only. One shared counter: ids grow in submission
+        // order across threads, which dumps and logs read naturally.
         TaskId(self.0.fetch_add(1, Ordering::Relaxed))
     }
 }

@@ -172,11 +172,6 @@ where
                 at
             }
         };
-        if asynchronous {
-            // Register before checking: a cancel request after this point wakes us again.
-            // (Blocking work is abandoned, not woken, so it needs no waker.)
-            cell.run_waker.register(cx.waker());
-        }
         // Decided already means abandoned by shutdown: stop at this poll too.
         if header.state.cancel_requested() || header.state.is_decided() {
             *this.done = true;
@@ -205,7 +200,19 @@ where
         }));
         accounts.active_exit(&header.info);
         let completion = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Pending) => {
+                if asynchronous {
+                    // Suspended: a cancel request must wake us. Register, then look again: a
+                    // request made before the registration is seen here (the canceller sets
+                    // its flag, Release, before it wakes; this load is Acquire). Work done in
+                    // one poll never registers. (Blocking work is abandoned, not woken.)
+                    cell.run_waker.register(cx.waker());
+                    if header.state.cancel_requested() || header.state.is_decided() {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                return Poll::Pending;
+            }
             Ok(Poll::Ready(v)) => Completion::Ok(v),
             Err(payload) => Completion::Panicked(payload),
         };

@@ -168,7 +168,9 @@ impl BlockingPool {
     }
 
     fn push(&self, job: Job) {
-        self.queue.push(job).into_iter().for_each(Job::cancel);
+        if let Some(left) = self.queue.push(job) {
+            left.into_iter().for_each(Job::cancel);
+        }
     }
 
     fn work(self: Arc<Self>) {

@@ -47,17 +47,17 @@ impl<T> JobQueue<T> {
         self.workers.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Queues `job`. Returns what must be cancelled because the queue is closed (usually
-    /// nothing).
+    /// Queues `job`. Returns what must be cancelled because the queue is closed (`None` but
+    /// for a push that raced `close`).
     #[must_use]
-    pub(crate) fn push(&self, job: T) -> Vec<T> {
+    pub(crate) fn push(&self, job: T) -> Option<Vec<T>> {
         self.channel.send(Message::Job(job));
         // SeqCst orders this load after the send and against the store in `close`: either the
         // send came first (and is ahead of the `Stop`s), or this load sees the queue closed.
         if self.closed.load(Ordering::SeqCst) {
-            self.drain()
+            Some(self.drain())
         } else {
-            Vec::new()
+            None
         }
     }
 
@@ -199,7 +199,7 @@ mod loom_tests {
             };
             let pusher = {
                 let q = q.clone();
-                thread::spawn(move || q.push(1).len())
+                thread::spawn(move || q.push(1).map_or(0, |v| v.len()))
             };
             q.close(1);
             let back_by_pusher = pusher.join().unwrap();
@@ -231,7 +231,9 @@ mod loom_tests {
                 .collect();
             let pusher = {
                 let q = q.clone();
-                thread::spawn(move || q.push(1).len() + q.push(2).len())
+                thread::spawn(move || {
+                    q.push(1).map_or(0, |v| v.len()) + q.push(2).map_or(0, |v| v.len())
+                })
             };
             q.close(2);
             let mut back = pusher.join().unwrap();
