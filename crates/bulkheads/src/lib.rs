@@ -23,6 +23,15 @@
 //! reaches the awaiting caller or the root [`Failure`] handler, never both, never neither),
 //! and shuts down within a deadline reporting every accepted task.
 //!
+//! The framework obeys its own isolation: every registry has a control thread that runs the
+//! library's own timers (`max_wait`, shutdown deadlines) and the IO and time drivers of async
+//! work pinned to blocking pools, so a saturated `cpu` pool or any busy dispatcher never delays
+//! another's rejections or timers. Closures on every kind run with a Tokio context entered. A
+//! `run*` awaited from a thread that already holds a slot of the same dispatcher (a job waiting
+//! for more work on its own pool) runs inline instead of waiting for a slot it holds. Panics of
+//! user code are contained wherever they happen, including while dropping values and inside
+//! metrics recorders or tracing subscribers.
+//!
 //! ```
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use bulkheads::{BlockingConfig, Dispatchers, RejectReason};

@@ -176,6 +176,13 @@ impl Dispatcher {
     /// Awaited from work that holds a slot of this same dispatcher (a future pinned to this
     /// pool, a task of this view), the future runs inline on the caller's thread: it could
     /// not start behind the caller's own slot, and the caller's slot already counts it.
+    ///
+    /// On a blocking pool the future is driven on a pool thread, with the registry's control
+    /// runtime current (its timers and IO are served by the control thread). A future made
+    /// before the call belongs to the runtime it was made in: `pool.run(tokio::time::sleep(d))`
+    /// arms its timer in the caller's runtime; write `pool.run(async move { sleep(d).await })`
+    /// to make it on the pool. A task spawned with `tokio::spawn` from inside such a future
+    /// runs on the control thread: spawn it on a dispatcher instead.
     #[track_caller]
     pub fn run<F>(
         &self,

@@ -401,4 +401,3 @@ where
         self.header.state.is_decided()
     }
 }
-

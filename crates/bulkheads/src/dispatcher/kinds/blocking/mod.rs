@@ -189,7 +189,8 @@ impl BlockingPool {
     /// bookkeeping around one ever panicked, and reports it.
     fn contained(&self, f: impl FnOnce()) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-            self.accounts.report_internal(payload, "a pool thread's job");
+            self.accounts
+                .report_internal(payload, "a pool thread's job");
         }
     }
 }
