@@ -28,8 +28,9 @@ use crate::dispatcher::task::id::TaskInfo;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DispatchError {
-    /// The dispatcher did not admit the task: its queue was full, no room came within
-    /// `max_wait`, or it is shutting down. The work never started.
+    /// The dispatcher did not run the task: its queue was full, no room came within
+    /// `max_wait`, it is shutting down, or the task waited in the queue past the dispatcher's
+    /// queue deadline. The work never started.
     #[error("dispatcher '{dispatcher}' rejected the task: {reason}")]
     Rejected {
         /// The dispatcher that rejected the task.
@@ -136,6 +137,15 @@ pub enum RejectReason {
     },
     /// The registry is shutting down or was dropped.
     ShuttingDown,
+    /// Admitted, but it waited in the queue longer than the dispatcher's `queue_deadline`
+    /// before it could start, so it was not started: its caller's time is better spent on a
+    /// fast answer than on work that starts too late.
+    QueueDeadline {
+        /// How long it had waited in the queue.
+        waited: Duration,
+        /// The dispatcher's queue deadline.
+        deadline: Duration,
+    },
 }
 
 impl RejectReason {
@@ -145,6 +155,7 @@ impl RejectReason {
             RejectReason::QueueFull { .. } => "queue_full",
             RejectReason::WaitTimeout { .. } => "wait_timeout",
             RejectReason::ShuttingDown => "shutting_down",
+            RejectReason::QueueDeadline { .. } => "queue_deadline",
         }
     }
 }
@@ -162,6 +173,10 @@ impl fmt::Display for RejectReason {
                 write!(f, "no room within max_wait (waited {waited:?})")
             }
             RejectReason::ShuttingDown => f.write_str("shutting down"),
+            RejectReason::QueueDeadline { waited, deadline } => write!(
+                f,
+                "waited {waited:?} in the queue, past its queue deadline of {deadline:?}"
+            ),
         }
     }
 }

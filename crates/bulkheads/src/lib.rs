@@ -95,6 +95,8 @@ pub use crate::dispatcher::kind::Kind;
 pub use crate::dispatcher::kinds::blocking::BlockingConfig;
 pub use crate::dispatcher::kinds::limited::LimitedConfig;
 pub use crate::dispatcher::kinds::runtime::RuntimeConfig;
+pub use crate::dispatcher::reserve::Reservation;
+pub use crate::dispatcher::running::Running;
 pub use crate::dispatcher::stats::{RejectedCounts, Stats};
 pub use crate::dispatcher::task::id::{TaskId, TaskInfo};
 pub use crate::dispatcher::task_builder::TaskBuilder;

@@ -19,7 +19,7 @@ pub const TASKS_SUBMITTED: &str = "bulkheads_tasks_submitted_total";
 /// `outcome` is `ok`, `panicked` or `cancelled`.
 pub const TASKS_FINISHED: &str = "bulkheads_tasks_finished_total";
 /// `bulkheads_tasks_rejected_total{dispatcher, reason}`: `reason` is `queue_full`,
-/// `wait_timeout` or `shutting_down`.
+/// `wait_timeout`, `shutting_down` or `queue_deadline`.
 pub const TASKS_REJECTED: &str = "bulkheads_tasks_rejected_total";
 /// `bulkheads_tasks_abandoned_total{dispatcher}`: blocking jobs whose caller gave up after they
 /// had started; they ran to their end and their result was dropped (counted as cancelled too).
@@ -56,7 +56,7 @@ pub(crate) fn describe() {
     describe_counter!(
         TASKS_REJECTED,
         Unit::Count,
-        "Tasks refused admission, by reason (queue_full, wait_timeout, shutting_down)."
+        "Tasks rejected, by reason (queue_full, wait_timeout, shutting_down at admission; queue_deadline when admitted work waited too long to start)."
     );
     describe_counter!(
         TASKS_ABANDONED,
@@ -93,6 +93,7 @@ pub(crate) struct DispatcherMetrics {
     pub rejected_queue_full: Counter,
     pub rejected_wait_timeout: Counter,
     pub rejected_shutting_down: Counter,
+    pub rejected_queue_deadline: Counter,
     pub abandoned: Counter,
     pub queue_depth: Gauge,
     pub in_flight: Gauge,
@@ -114,6 +115,7 @@ impl DispatcherMetrics {
             rejected_queue_full: Counter::noop(),
             rejected_wait_timeout: Counter::noop(),
             rejected_shutting_down: Counter::noop(),
+            rejected_queue_deadline: Counter::noop(),
             abandoned: Counter::noop(),
             queue_depth: Gauge::noop(),
             in_flight: Gauge::noop(),
@@ -135,6 +137,7 @@ impl DispatcherMetrics {
             rejected_queue_full: metrics::counter!(TASKS_REJECTED, "dispatcher" => d.clone(), "reason" => "queue_full"),
             rejected_wait_timeout: metrics::counter!(TASKS_REJECTED, "dispatcher" => d.clone(), "reason" => "wait_timeout"),
             rejected_shutting_down: metrics::counter!(TASKS_REJECTED, "dispatcher" => d.clone(), "reason" => "shutting_down"),
+            rejected_queue_deadline: metrics::counter!(TASKS_REJECTED, "dispatcher" => d.clone(), "reason" => "queue_deadline"),
             abandoned: metrics::counter!(TASKS_ABANDONED, "dispatcher" => d.clone()),
             queue_depth: metrics::gauge!(QUEUE_DEPTH, "dispatcher" => d.clone()),
             in_flight: metrics::gauge!(IN_FLIGHT, "dispatcher" => d.clone()),

@@ -87,6 +87,7 @@ impl Declared {
                     check_range(p, &sub("threads"), c.threads, limits("threads"));
                     check_range(p, &sub("queue"), c.queue, limits("queue"));
                     check_max_wait(p, &key, c.max_wait);
+                    check_queue_deadline(p, &key, c.queue_deadline);
                 }
                 Spec::Runtime(c) => {
                     check_range(p, &sub("workers"), c.workers, limits("workers"));
@@ -233,6 +234,7 @@ impl Declared {
 
 fn check_admission(problems: &mut Vec<ConfigProblem>, key: &str, a: &AdmissionConfig) {
     check_max_wait(problems, key, a.max_wait);
+    check_queue_deadline(problems, key, a.queue_deadline);
     match a.max_concurrent {
         Some(n) => check_range(
             problems,
@@ -270,6 +272,20 @@ fn check_max_wait(problems: &mut Vec<ConfigProblem>, key: &str, d: Duration) {
             format!("{key}.max_wait"),
             format!("must be at most 1h, got {}", humantime::format_duration(d)),
         ));
+    }
+}
+
+fn check_queue_deadline(problems: &mut Vec<ConfigProblem>, key: &str, d: Option<Duration>) {
+    match d {
+        Some(d) if d.is_zero() => problems.push(ConfigProblem::new(
+            format!("{key}.queue_deadline"),
+            "must be more than 0s (a zero deadline would reject every queued task); leave it out for no deadline",
+        )),
+        Some(d) if d > AdmissionConfig::MAX_WAIT => problems.push(ConfigProblem::new(
+            format!("{key}.queue_deadline"),
+            format!("must be at most 1h, got {}", humantime::format_duration(d)),
+        )),
+        _ => {}
     }
 }
 

@@ -27,7 +27,7 @@ fn an_unknown_key_suggests_the_nearest_valid_one() {
     assert_eq!(
         messages("[dispatchers.legacy_db]\nkind = \"blocking\"\nthreads = 4\nqeue = 8\n"),
         [
-            "dispatchers.legacy_db.qeue (line 4, column 1): unknown key 'qeue' in dispatchers.legacy_db; did you mean 'queue'? valid keys: kind, threads, queue, max_wait"
+            "dispatchers.legacy_db.qeue (line 4, column 1): unknown key 'qeue' in dispatchers.legacy_db; did you mean 'queue'? valid keys: kind, threads, queue, max_wait, queue_deadline"
         ]
     );
     assert_eq!(
@@ -209,7 +209,7 @@ fn environment_overrides_apply_on_top_and_name_the_variable() {
         msgs,
         [
             "BULKHEADS__NOPE__THREADS: no dispatcher named 'nope' to override; known: cpu, legacy-db",
-            "dispatchers.legacy-db.threds: unknown key 'threds' in dispatchers.legacy-db; did you mean 'threads'? valid keys: kind, threads, queue, max_wait (set by BULKHEADS__LEGACY_DB__THREDS)",
+            "dispatchers.legacy-db.threds: unknown key 'threds' in dispatchers.legacy-db; did you mean 'threads'? valid keys: kind, threads, queue, max_wait, queue_deadline (set by BULKHEADS__LEGACY_DB__THREDS)",
             "dispatchers.legacy-db.max_wait: invalid duration 'soon': expected number at 0; write a number and a unit, such as \"50ms\" or \"2s\" (set by BULKHEADS__LEGACY_DB__MAX_WAIT)",
         ]
     );
@@ -301,7 +301,7 @@ fn schema_and_range_problems_come_together_in_file_order() {
         err.to_string(),
         "invalid bulkheads configuration (3 problems):\n  \
          dispatchers.legacy_db.threads (line 3, column 11): must be between 1 and 4096, got 0\n  \
-         dispatchers.legacy_db.qeue (line 4, column 1): unknown key 'qeue' in dispatchers.legacy_db; did you mean 'queue'? valid keys: kind, threads, queue, max_wait\n  \
+         dispatchers.legacy_db.qeue (line 4, column 1): unknown key 'qeue' in dispatchers.legacy_db; did you mean 'queue'? valid keys: kind, threads, queue, max_wait, queue_deadline\n  \
          dispatchers.thumbs.base (line 7, column 8): unknown base 'gpu'; did you mean 'cpu'? valid bases: cpu, main, legacy_db"
     );
 }

@@ -18,6 +18,7 @@
 //! threads = 16
 //! queue = 256
 //! max_wait = "50ms"
+//! queue_deadline = "100ms"    # admitted work still queued after this is rejected, not started
 //!
 //! [dispatchers.thumbnails]
 //! kind = "limited"
@@ -77,7 +78,7 @@ impl Config {
     /// assert_eq!(
     ///     err.to_string(),
     ///     "invalid bulkheads configuration: dispatchers.db.qeue (line 4, column 1): \
-    ///      unknown key 'qeue' in dispatchers.db; did you mean 'queue'? valid keys: kind, threads, queue, max_wait"
+    ///      unknown key 'qeue' in dispatchers.db; did you mean 'queue'? valid keys: kind, threads, queue, max_wait, queue_deadline"
     /// );
     /// ```
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
@@ -107,11 +108,15 @@ impl Config {
                     if let Some(w) = s.max_wait {
                         c = c.max_wait(w);
                     }
+                    if let Some(d) = s.queue_deadline {
+                        c = c.queue_deadline(d);
+                    }
                     b.blocking(name.clone(), c)
                 }
                 DispatcherSection::Limited(s) => {
                     let mut c = LimitedConfig::parallelism(s.parallelism);
-                    c.admission = admission(s.max_concurrent, s.queue, s.max_wait);
+                    c.admission =
+                        admission(s.max_concurrent, s.queue, s.max_wait, s.queue_deadline);
                     b.limited(name.clone(), s.base.clone(), c)
                 }
                 DispatcherSection::Runtime(s) => {
@@ -119,7 +124,8 @@ impl Config {
                     if let Some(n) = s.blocking_threads {
                         c = c.blocking_threads(n);
                     }
-                    c.admission = admission(s.max_concurrent, s.queue, s.max_wait);
+                    c.admission =
+                        admission(s.max_concurrent, s.queue, s.max_wait, s.queue_deadline);
                     b.runtime(name.clone(), c)
                 }
             };
@@ -132,11 +138,13 @@ fn admission(
     max_concurrent: Option<usize>,
     queue: Option<usize>,
     max_wait: Option<Duration>,
+    queue_deadline: Option<Duration>,
 ) -> AdmissionConfig {
     AdmissionConfig {
         max_concurrent,
         queue: queue.unwrap_or(0),
         max_wait: max_wait.unwrap_or(Duration::ZERO),
+        queue_deadline,
     }
 }
 

@@ -50,6 +50,7 @@ pub(crate) const KINDS: &[(&str, &[Key])] = &[
             key("threads", Type::Count, true),
             key("queue", Type::Count, false),
             key("max_wait", Type::Duration, false),
+            key("queue_deadline", Type::Duration, false),
         ],
     ),
     (
@@ -61,6 +62,7 @@ pub(crate) const KINDS: &[(&str, &[Key])] = &[
             key("max_concurrent", Type::Count, false),
             key("queue", Type::Count, false),
             key("max_wait", Type::Duration, false),
+            key("queue_deadline", Type::Duration, false),
         ],
     ),
     (
@@ -72,6 +74,7 @@ pub(crate) const KINDS: &[(&str, &[Key])] = &[
             key("max_concurrent", Type::Count, false),
             key("queue", Type::Count, false),
             key("max_wait", Type::Duration, false),
+            key("queue_deadline", Type::Duration, false),
         ],
     ),
 ];

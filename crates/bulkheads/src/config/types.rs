@@ -61,6 +61,13 @@ pub struct BlockingSection {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_wait: Option<Duration>,
+    /// Admitted work still queued after this is rejected instead of started; default: none.
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue_deadline: Option<Duration>,
 }
 
 /// Keys of a `limited` dispatcher.
@@ -84,6 +91,13 @@ pub struct LimitedSection {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_wait: Option<Duration>,
+    /// Admitted work still queued after this is rejected instead of started; default: none.
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue_deadline: Option<Duration>,
 }
 
 /// Keys of a `runtime` dispatcher.
@@ -108,6 +122,13 @@ pub struct RuntimeSection {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_wait: Option<Duration>,
+    /// Admitted work still queued after this is rejected instead of started; default: none.
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue_deadline: Option<Duration>,
 }
 
 /// Durations as human strings (`"50ms"`, `"2s"`), through `humantime`.

@@ -52,6 +52,10 @@ pub struct AdmissionConfig {
     /// How long `run*` callers wait for room; zero rejects at once. At most
     /// [`MAX_WAIT`](Self::MAX_WAIT).
     pub max_wait: Duration,
+    /// Admitted work that waits in the queue longer than this before it starts is not
+    /// started: its caller gets [`RejectReason::QueueDeadline`](crate::RejectReason::QueueDeadline).
+    /// `None`: no deadline. At most [`MAX_WAIT`](Self::MAX_WAIT).
+    pub queue_deadline: Option<Duration>,
 }
 
 impl AdmissionConfig {
@@ -82,6 +86,16 @@ macro_rules! admission_setters {
         /// once. At most one hour.
         pub fn max_wait(mut self, d: std::time::Duration) -> Self {
             self.admission.max_wait = d;
+            self
+        }
+
+        /// Admitted work that waits in the queue longer than `d` before it starts is not
+        /// started: its caller gets
+        /// [`RejectReason::QueueDeadline`](crate::RejectReason::QueueDeadline) (a `run*`
+        /// caller at the deadline itself). With `max_wait`, this bounds how long an admitted
+        /// call can take to start. At most one hour; no deadline unless set.
+        pub fn queue_deadline(mut self, d: std::time::Duration) -> Self {
+            self.admission.queue_deadline = Some(d);
             self
         }
     };

@@ -6,25 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::task::cell::Joinable;
+use super::task::cell::join::Joinable;
 use super::task::id::TaskId;
 use crate::error::DispatchError;
-
-/// The join handle of a `run*` call: dropping it cancels the task instead of detaching it.
-pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
-
-impl<T: Send + 'static> Future for AbortOnDrop<T> {
-    type Output = Result<T, DispatchError>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort_if_pending();
-    }
-}
 
 /// An owned permission to await a task's result. A `Future` of `Result<T, DispatchError>`.
 ///
@@ -101,7 +85,23 @@ impl<T> JoinHandle<T> {
         self.id
     }
 
-    fn abort_if_pending(&self) {
+    /// Rejects the task if it is still queued past its dispatcher's queue deadline.
+    pub(crate) fn expire(&self) -> bool {
+        match &self.state {
+            JoinState::Attached(task) => task.expire(),
+            _ => false,
+        }
+    }
+
+    /// How long until the task passes its dispatcher's queue deadline, if that applies.
+    pub(crate) fn time_to_queue_deadline(&self) -> Option<std::time::Duration> {
+        match &self.state {
+            JoinState::Attached(task) => task.queue_deadline_left(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn abort_if_pending(&self) {
         if let JoinState::Attached(task) = &self.state {
             task.abort();
         }

@@ -18,6 +18,8 @@ pub(crate) mod join;
 pub(crate) mod kind;
 pub(crate) mod kinds;
 pub(crate) mod live;
+pub(crate) mod reserve;
+pub(crate) mod running;
 pub(crate) mod spawn;
 pub(crate) mod stats;
 pub(crate) mod task;

@@ -23,7 +23,8 @@ use super::kinds::AnyExecutor;
 use super::kinds::limited::LimitedView;
 use super::stats::Stats;
 use super::task::NewTask;
-use super::task::cell::{Header, Joinable, TaskCell, TaskSpan, WorkKind};
+use super::task::cell::join::Joinable;
+use super::task::cell::{Header, TaskCell, TaskSpan, WorkKind};
 use super::task::id::{TaskId, TaskInfo};
 use super::task::runner::TaskFuture;
 use super::task::state::State;
@@ -237,6 +238,24 @@ impl DispatcherCore {
     {
         let (cell, runner) = self
             .new_task(meta, work, fut, Slot::unbounded(), false)
+            .runner();
+        (self.register(cell), runner)
+    }
+
+    /// An admitted task its caller runs in its own task (admission only): counted, live, in
+    /// its slot, through the gate; the caller polls the runner.
+    pub(crate) fn spawn_here<F>(
+        self: &Arc<Self>,
+        meta: Meta,
+        fut: F,
+        slot: Slot,
+    ) -> (Spawned<F::Output>, TaskFuture<F>)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (cell, runner) = self
+            .new_task(meta, WorkKind::Async, fut, slot, true)
             .runner();
         (self.register(cell), runner)
     }

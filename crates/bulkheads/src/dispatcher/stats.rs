@@ -81,6 +81,7 @@ impl Stats {
         self.rejected.queue_full += other.rejected.queue_full;
         self.rejected.wait_timeout += other.rejected.wait_timeout;
         self.rejected.shutting_down += other.rejected.shutting_down;
+        self.rejected.queue_deadline += other.rejected.queue_deadline;
     }
 }
 
@@ -94,12 +95,14 @@ pub struct RejectedCounts {
     pub wait_timeout: u64,
     /// Submitted during or after shutdown.
     pub shutting_down: u64,
+    /// Admitted, then not started: it waited in the queue past the queue deadline.
+    pub queue_deadline: u64,
 }
 
 impl RejectedCounts {
     /// All rejections.
     pub fn total(&self) -> u64 {
-        self.queue_full + self.wait_timeout + self.shutting_down
+        self.queue_full + self.wait_timeout + self.shutting_down + self.queue_deadline
     }
 }
 
@@ -108,5 +111,9 @@ impl RejectedCounts {
 pub(crate) enum Outcome {
     Ok,
     Panicked,
-    Cancelled { abandoned: bool },
+    Cancelled {
+        abandoned: bool,
+    },
+    /// Waited in the queue past the queue deadline: rejected, never started.
+    Expired,
 }

@@ -8,7 +8,8 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::join::{AbortOnDrop, JoinHandle};
+use super::join::JoinHandle;
+use super::running::Running;
 use super::spawn::{DispatcherCore, Meta};
 use super::task::cell::WorkKind;
 use super::task::runner::ClosureFuture;
@@ -125,14 +126,15 @@ impl<'a> TaskBuilder<'a> {
                     return Err(core.rejection(reason));
                 }
                 let ((id, task), runner) = core.spawn_inline(meta, work, fut);
-                let handle = AbortOnDrop(JoinHandle::attached(id, task));
+                // Never queued, so no deadline to arm.
+                let running = Running::new(JoinHandle::attached(id, task), &core.shared.control);
                 runner.await;
-                return handle.await;
+                return running.await;
             }
             match core.admit(&meta).await {
                 Ok(slot) => {
                     let (id, task) = core.spawn(meta, work, fut, slot);
-                    AbortOnDrop(JoinHandle::attached(id, task)).await
+                    Running::new(JoinHandle::attached(id, task), &core.shared.control).await
                 }
                 Err(reason) => Err(core.rejection(reason)),
             }

@@ -194,6 +194,11 @@ impl DispatchersBuilder {
         let shared = Shared::new(started.control_handle());
         let account =
             |name: &str, kind| Arc::new(Accounts::new(name.into(), kind, failures.clone()));
+        let account_with = |name: &str, kind, deadline| {
+            Arc::new(
+                Accounts::new(name.into(), kind, failures.clone()).with_queue_deadline(deadline),
+            )
+        };
 
         let cpu_rt = runtime::build(
             CPU,
@@ -229,7 +234,7 @@ impl DispatchersBuilder {
             let (name, spec) = pending.remove(i);
             let core = match spec {
                 Spec::Blocking(c) => {
-                    let accounts = account(&name, Kind::Blocking);
+                    let accounts = account_with(&name, Kind::Blocking, c.queue_deadline);
                     let pool =
                         BlockingPool::start(accounts.clone(), c.threads, shared.control.clone())
                             .map_err(start_err(&name))?;
@@ -244,7 +249,7 @@ impl DispatchersBuilder {
                 Spec::Runtime(c) => {
                     let rt = runtime::build(&name, c.workers, c.blocking_threads)
                         .map_err(start_err(&name))?;
-                    let accounts = account(&name, Kind::Runtime);
+                    let accounts = account_with(&name, Kind::Runtime, c.admission.queue_deadline);
                     accounts.threads_gauge(c.workers as f64);
                     let executor = TokioRuntime::new(rt.handle().clone());
                     started.runtimes.push(OwnedRuntime::new(rt));
@@ -269,7 +274,8 @@ impl DispatchersBuilder {
                             }
                         },
                     };
-                    let accounts = account(&name, Kind::Limited);
+                    let accounts =
+                        account_with(&name, Kind::Limited, config.admission.queue_deadline);
                     let view = LimitedView::new(config.parallelism, base, accounts.clone());
                     DispatcherCore::new(
                         accounts,

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use quanta::Instant;
 
-use super::cell::{Header, Joinable, Pending, TaskCell, TaskSpan, WorkKind};
+use super::cell::join::Joinable;
+use super::cell::{Header, Pending, TaskCell, TaskSpan, WorkKind};
 use super::id::{TaskId, TaskInfo};
 use super::runner::ClosureFuture;
 use super::state::State;

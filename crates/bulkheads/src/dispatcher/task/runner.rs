@@ -163,8 +163,13 @@ where
                         return finish_unstarted(this);
                     }
                 }
+                // Too late to start: rejected instead (the queue deadline bounds how long admitted
+                // work may wait; `expire` decides it, or finds a canceller did).
+                if header.accounts.queue_deadline.is_some() && cell.expire() {
+                    return finish_unstarted(this);
+                }
                 if !header.state.try_start() {
-                    // Cancelled while queued: the canceller decided it.
+                    // Cancelled (or expired) while queued: whoever did it decided it.
                     return finish_unstarted(this);
                 }
                 let at = header.accounts.started(&header.info, header.submitted_at);

@@ -6,7 +6,8 @@
 //!    │                     │    its next poll, and its runner decides it then)
 //!    │                     └─abandon──▶ CANCELLED + ABANDONED (blocking work cannot be stopped:
 //!    │                       decided now, it runs on and its result is dropped)
-//!    └─cancel_queued──▶ CANCELLED (the work never starts)
+//!    ├─cancel_queued──▶ CANCELLED (the work never starts)
+//!    └─expire──▶ EXPIRED (it waited past the queue deadline: rejected, never starts)
 //! ```
 //!
 //! Invariant: a task leaves `QUEUED` once and is *decided* (reaches a `DONE_*` stage) once;
@@ -24,6 +25,8 @@ const RUNNING: u8 = 1;
 pub(crate) const DONE_OK: u8 = 2;
 pub(crate) const DONE_PANICKED: u8 = 3;
 pub(crate) const DONE_CANCELLED: u8 = 4;
+/// Rejected after admission: it waited in the queue past its dispatcher's queue deadline.
+pub(crate) const DONE_EXPIRED: u8 = 5;
 const STAGE: u8 = 0b111;
 /// Set on a running async task asked to stop; its runner decides at its next poll.
 const CANCEL_REQUESTED: u8 = 1 << 3;
@@ -60,6 +63,14 @@ impl State {
         // AcqRel: the other side of `try_start`'s race.
         self.0
             .compare_exchange(QUEUED, DONE_CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// `QUEUED -> EXPIRED`. False when the task had started or was decided.
+    pub(crate) fn expire(&self) -> bool {
+        // AcqRel: the other side of `try_start`'s race, as for `cancel_queued`.
+        self.0
+            .compare_exchange(QUEUED, DONE_EXPIRED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 

@@ -37,8 +37,12 @@ use crate::sync::lock;
 /// ```
 /// use bulkheads::BlockingConfig;
 /// use std::time::Duration;
-/// // 16 threads, 256 queued jobs at most; `run_blocking` callers wait up to 50 ms for room.
-/// let legacy_db = BlockingConfig::threads(16).queue(256).max_wait(Duration::from_millis(50));
+/// // 16 threads, 256 queued jobs at most; `run_blocking` callers wait up to 50 ms for room,
+/// // and a job still queued after 100 ms is rejected rather than started late.
+/// let legacy_db = BlockingConfig::threads(16)
+///     .queue(256)
+///     .max_wait(Duration::from_millis(50))
+///     .queue_deadline(Duration::from_millis(100));
 /// # let _ = legacy_db;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +50,7 @@ pub struct BlockingConfig {
     pub(crate) threads: usize,
     pub(crate) queue: usize,
     pub(crate) max_wait: Duration,
+    pub(crate) queue_deadline: Option<Duration>,
 }
 
 impl BlockingConfig {
@@ -63,6 +68,7 @@ impl BlockingConfig {
             threads: n,
             queue: Self::DEFAULT_QUEUE,
             max_wait: Duration::ZERO,
+            queue_deadline: None,
         }
     }
 
@@ -77,6 +83,16 @@ impl BlockingConfig {
     /// order, before `WaitTimeout`. Zero rejects at once. At most one hour.
     pub fn max_wait(mut self, d: Duration) -> Self {
         self.max_wait = d;
+        self
+    }
+
+    /// A job admitted to the queue that waits longer than `d` for a thread is not started:
+    /// its caller gets [`RejectReason::QueueDeadline`](crate::RejectReason::QueueDeadline)
+    /// (a `run*` caller at the deadline itself, not when a thread frees). With `max_wait`, this
+    /// bounds how long an admitted call can take to start: `max_wait + queue_deadline`. At
+    /// most one hour; no deadline unless set.
+    pub fn queue_deadline(mut self, d: Duration) -> Self {
+        self.queue_deadline = Some(d);
         self
     }
 }

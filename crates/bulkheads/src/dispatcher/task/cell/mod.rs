@@ -17,7 +17,8 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
+use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 // See `stats.rs` on the clock.
@@ -27,11 +28,13 @@ use super::id::TaskInfo;
 use super::state::{DONE_CANCELLED, DONE_OK, DONE_PANICKED, Requested, State};
 use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::admission::{Slot, Tombstone};
-use crate::dispatcher::live::LiveTask;
 use crate::dispatcher::stats::Outcome;
+use crate::error::RejectReason;
 use crate::error::{DispatchError, PanicPayload, panic_message};
 use crate::supervisor::failure::{Failure, FailureKind};
 use crate::sync::lock;
+
+pub(crate) mod join;
 
 /// Whether cancelling a running task can stop it (async work, at its next `.await`) or not
 /// (a blocking closure, which is abandoned instead).
@@ -94,6 +97,11 @@ impl TaskSpan {
 pub(crate) enum Failed {
     Panicked(Box<dyn Any + Send + 'static>),
     Cancelled,
+    /// Waited in the queue past the queue deadline.
+    Expired {
+        waited: Duration,
+        deadline: Duration,
+    },
 }
 
 /// How a task ended, as seen by its runner.
@@ -242,18 +250,38 @@ where
 
     /// `QUEUED -> CANCELLED`: the work never starts. Work waiting in a pool's queue is dropped
     /// here, and its slot given back at once within the pool's budget (see
-    /// `Slot::into_tombstone`; the pool skips the cell later). Work an executor holds (a runtime's or a view's queue) keeps its slot until its runner drops it,
-    /// so cancelled tasks still sitting in such a queue count against capacity and an abort
-    /// storm cannot grow that queue past it; the runner is woken in case it waits at a gate.
+    /// `Slot::into_tombstone`; the pool skips the cell later). Work an executor holds (a
+    /// runtime's or a view's queue) keeps its slot until its runner drops it, so cancelled
+    /// tasks still sitting in such a queue count against capacity and an abort storm cannot
+    /// grow that queue past it; the runner is woken in case it waits at a gate.
     pub(crate) fn cancel_queued(&self) -> bool {
         if !self.header.state.cancel_queued() {
             return false;
         }
-        self.header.accounts.decided(
-            &self.header.info,
-            Outcome::Cancelled { abandoned: false },
-            true,
-        );
+        self.decided_in_queue(Outcome::Cancelled { abandoned: false }, Failed::Cancelled);
+        true
+    }
+
+    /// `QUEUED -> EXPIRED` once the task has waited past its dispatcher's queue deadline:
+    /// rejected, never started. False when it had started or was decided, or is not late.
+    pub(crate) fn expire(&self) -> bool {
+        let Some(deadline) = self.header.accounts.queue_deadline else {
+            return false;
+        };
+        let waited = self.header.submitted_at.elapsed();
+        if waited < deadline || !self.header.state.expire() {
+            return false;
+        }
+        self.decided_in_queue(Outcome::Expired, Failed::Expired { waited, deadline });
+        true
+    }
+
+    /// The end of a task decided before it started: counted, its work dropped (a pool's slot
+    /// becomes a tombstone), its runner woken, its result published.
+    fn decided_in_queue(&self, outcome: Outcome, failed: Failed) {
+        self.header
+            .accounts
+            .decided(&self.header.info, outcome, true);
         // The slot becomes the tombstone under the lock that gives up the work, so a pool
         // thread that finds no work finds the tombstone (see `leave_queue`).
         let pending = {
@@ -265,8 +293,7 @@ where
         };
         self.drop_user(pending);
         self.run_waker.wake();
-        self.publish(Err(Failed::Cancelled));
-        true
+        self.publish(Err(failed));
     }
 
     fn publish(&self, result: Result<F::Output, Failed>) {
@@ -325,79 +352,10 @@ where
                 payload: PanicPayload::new(payload),
             },
             Failed::Cancelled => DispatchError::Cancelled { dispatcher, task },
+            Failed::Expired { waited, deadline } => DispatchError::Rejected {
+                dispatcher,
+                reason: RejectReason::QueueDeadline { waited, deadline },
+            },
         }
-    }
-}
-
-/// The join side of a task, type-erased over the work it carries.
-pub(crate) trait Joinable<T>: Send + Sync {
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, DispatchError>>;
-    fn abort(&self);
-    fn is_finished(&self) -> bool;
-    fn detach(&self);
-}
-
-impl<F> Joinable<F::Output> for TaskCell<F>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, DispatchError>> {
-        let mut inner = lock(&self.inner);
-        match std::mem::replace(&mut inner.output, Output::Taken) {
-            Output::Ready(r) => {
-                drop(inner);
-                Poll::Ready(r.map_err(|failed| self.error(failed)))
-            }
-            Output::Pending => {
-                inner.output = Output::Pending;
-                match &inner.join_waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => inner.join_waker = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            }
-            Output::Taken => {
-                drop(inner);
-                panic!("bulkheads::JoinHandle polled after it returned Ready")
-            }
-        }
-    }
-
-    fn abort(&self) {
-        self.cancel();
-    }
-
-    fn is_finished(&self) -> bool {
-        self.header.state.is_decided()
-    }
-
-    fn detach(&self) {
-        let pending = {
-            let mut inner = lock(&self.inner);
-            inner.detached = true;
-            inner.join_waker = None;
-            std::mem::replace(&mut inner.output, Output::Taken)
-        };
-        match pending {
-            Output::Ready(Err(Failed::Panicked(payload))) => self.route_failure(payload),
-            other => self.drop_user(other),
-        }
-    }
-}
-
-impl<F> LiveTask for TaskCell<F>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn cancel(&self) {
-        TaskCell::cancel(self)
-    }
-    fn force_abandon(&self) {
-        TaskCell::force_abandon(self)
-    }
-    fn is_decided(&self) -> bool {
-        self.header.state.is_decided()
     }
 }

@@ -26,7 +26,9 @@ use tokio::sync::Notify;
 
 use super::kind::Kind;
 use super::live::LiveSet;
-use super::stats::{Outcome, RejectedCounts, Stats};
+
+mod read;
+use super::stats::Outcome;
 use super::task::id::TaskInfo;
 use crate::error::{RejectReason, panic_message};
 use crate::metrics::DispatcherMetrics;
@@ -45,6 +47,8 @@ struct Shard {
     rejected_queue_full: AtomicU64,
     rejected_wait_timeout: AtomicU64,
     rejected_shutting_down: AtomicU64,
+    /// Admitted, then rejected: waited past the queue deadline (a decision).
+    rejected_queue_deadline: AtomicU64,
     /// `run*` callers dropped while waiting for room: submitted and cancelled, never admitted.
     cancelled_waiting: AtomicU64,
     started: AtomicU64,
@@ -79,6 +83,8 @@ pub(crate) struct Accounts {
     metrics: DispatcherMetrics,
     pub failures: Arc<FailureSink>,
     pub live: LiveSet,
+    /// Admitted work that waited longer than this before starting is rejected instead.
+    pub queue_deadline: Option<std::time::Duration>,
     shards: [Shard; SHARDS],
     /// Woken after every decision once `draining` is set: shutdown re-reads `in_flight`.
     idle: Notify,
@@ -100,21 +106,21 @@ impl Accounts {
             metrics,
             failures,
             live: LiveSet::new(),
+            queue_deadline: None,
             shards: Default::default(),
             idle: Notify::new(),
             draining: AtomicBool::new(false),
         }
     }
 
-    fn shard(&self) -> &Shard {
-        &self.shards[crate::sync::thread_shard(SHARDS)]
+    /// Sets the queue deadline (at build).
+    pub(crate) fn with_queue_deadline(mut self, deadline: Option<std::time::Duration>) -> Self {
+        self.queue_deadline = deadline;
+        self
     }
 
-    fn sum(&self, field: impl Fn(&Shard) -> &AtomicU64) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| field(s).load(Ordering::Relaxed))
-            .sum()
+    fn shard(&self) -> &Shard {
+        &self.shards[crate::sync::thread_shard(SHARDS)]
     }
 
     /// Calls the metrics recorder. A panic in it is reported as a failure of `task` and the
@@ -144,6 +150,8 @@ impl Accounts {
             RejectReason::QueueFull { .. } => &shard.rejected_queue_full,
             RejectReason::WaitTimeout { .. } => &shard.rejected_wait_timeout,
             RejectReason::ShuttingDown => &shard.rejected_shutting_down,
+            // Only decided tasks expire; counted by `decided`.
+            RejectReason::QueueDeadline { .. } => return,
         };
         bump(counter);
         self.record(task, |m| {
@@ -152,6 +160,7 @@ impl Accounts {
                 RejectReason::QueueFull { .. } => m.rejected_queue_full.increment(1),
                 RejectReason::WaitTimeout { .. } => m.rejected_wait_timeout.increment(1),
                 RejectReason::ShuttingDown => m.rejected_shutting_down.increment(1),
+                RejectReason::QueueDeadline { .. } => {}
             }
         });
     }
@@ -218,6 +227,7 @@ impl Accounts {
                 }
                 bump_decision(&shard.cancelled);
             }
+            Outcome::Expired => bump_decision(&shard.rejected_queue_deadline),
         }
         if was_queued {
             bump(&shard.decided_queued);
@@ -232,6 +242,7 @@ impl Accounts {
                         m.abandoned.increment(1);
                     }
                 }
+                Outcome::Expired => m.rejected_queue_deadline.increment(1),
             }
             if was_queued {
                 m.queue_depth.decrement(1.0);
@@ -324,79 +335,6 @@ impl Accounts {
     }
 
     /// Admitted tasks not decided yet.
-    /// Exact at the instant it returns, for a drain: the decisions are read before and after
-    /// the admissions and the read is repeated until no decision came in between.
-    pub(crate) fn in_flight(&self) -> usize {
-        // SeqCst loads: see the end of `decided`.
-        let decided = || -> u64 {
-            self.shards
-                .iter()
-                .map(|s| {
-                    s.completed.load(Ordering::SeqCst)
-                        + s.panicked.load(Ordering::SeqCst)
-                        + s.cancelled.load(Ordering::SeqCst)
-                })
-                .sum()
-        };
-        loop {
-            let before = decided();
-            let admitted: u64 = self
-                .shards
-                .iter()
-                .map(|s| s.admitted.load(Ordering::SeqCst))
-                .sum();
-            if decided() == before {
-                return admitted.saturating_sub(before) as usize;
-            }
-        }
-    }
-
-    /// A snapshot; `threads`, `parallelism` and `capacity` come from the executor and the
-    /// admission, which the accounts do not know.
-    pub(crate) fn stats(
-        &self,
-        threads: usize,
-        parallelism: Option<usize>,
-        capacity: Option<usize>,
-    ) -> Stats {
-        let diff = |a: u64, b: u64| a.saturating_sub(b) as usize;
-        let admitted = self.sum(|s| &s.admitted);
-        let completed = self.sum(|s| &s.completed);
-        let panicked = self.sum(|s| &s.panicked);
-        let cancelled_admitted = self.sum(|s| &s.cancelled);
-        let cancelled_waiting = self.sum(|s| &s.cancelled_waiting);
-        let rejected = RejectedCounts {
-            queue_full: self.sum(|s| &s.rejected_queue_full),
-            wait_timeout: self.sum(|s| &s.rejected_wait_timeout),
-            shutting_down: self.sum(|s| &s.rejected_shutting_down),
-        };
-        let decided = completed + panicked + cancelled_admitted;
-        Stats {
-            name: self.name.clone(),
-            kind: self.kind,
-            threads,
-            parallelism,
-            capacity,
-            queued: diff(
-                admitted,
-                self.sum(|s| &s.started) + self.sum(|s| &s.decided_queued),
-            ),
-            active: diff(self.sum(|s| &s.active_in), self.sum(|s| &s.active_out)),
-            in_flight: diff(admitted, decided),
-            waiting: diff(self.sum(|s| &s.waiting_in), self.sum(|s| &s.waiting_out)),
-            view_workers: diff(
-                self.sum(|s| &s.view_workers_in),
-                self.sum(|s| &s.view_workers_out),
-            ),
-            submitted: admitted + rejected.total() + cancelled_waiting,
-            completed,
-            panicked,
-            cancelled: cancelled_admitted + cancelled_waiting,
-            abandoned: self.sum(|s| &s.abandoned),
-            rejected,
-        }
-    }
-
     /// Sets the threads gauge, once, at build (a single writer: it stays exact).
     pub(crate) fn threads_gauge(&self, delta: f64) {
         if let Err(payload) =

@@ -1,0 +1,148 @@
+//! [`Reservation`]: a slot of a dispatcher's capacity taken ahead of the work, for callers that
+//! must decide admission before they have the work in hand (a tower `Service`'s `poll_ready`).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+
+use super::admission::Slot;
+use super::handle::Dispatcher;
+use super::join::JoinHandle;
+use super::running::Running;
+use super::spawn::DispatcherCore;
+use super::task::cell::WorkKind;
+use crate::error::DispatchError;
+
+/// A slot of a dispatcher's capacity, taken before the work exists; see
+/// [`Dispatcher::try_reserve`] and [`Dispatcher::reserve`]. Spend it on one task with
+/// [`spawn`](Self::spawn), [`run`](Self::run) or [`run_here`](Self::run_here); dropping it
+/// unused gives the slot back.
+///
+/// A reservation is counted as a submission when it is spent; one refused is counted as
+/// rejected at once. Capacity held by unspent reservations shows in no gauge.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use bulkheads::{BlockingConfig, Dispatchers};
+/// let d = Dispatchers::builder()
+///     .blocking("db", BlockingConfig::threads(1).queue(0))
+///     .build()?;
+/// let db = d.get("db")?;
+/// let slot = db.try_reserve()?;              // the pool's only slot
+/// assert!(db.try_reserve().is_err());        // nothing left: rejected at once
+/// let rows = slot.run(async { 40 + 2 }).await?; // spent on work run on the pool
+/// assert_eq!(rows, 42);
+/// # Ok(()) }
+/// ```
+#[must_use = "a reservation holds a slot until it is spent or dropped"]
+pub struct Reservation {
+    core: Arc<DispatcherCore>,
+    slot: Slot,
+    name: Option<Cow<'static, str>>,
+}
+
+impl fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reservation")
+            .field("dispatcher", self.core.name())
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Dispatcher {
+    /// Takes a slot of this dispatcher's capacity now, or says why not (queue full, shutting
+    /// down), the same decision `spawn*` makes.
+    #[track_caller]
+    pub fn try_reserve(&self) -> Result<Reservation, DispatchError> {
+        let core = self.core.clone();
+        let meta = core.meta(None, Location::caller());
+        let slot = core
+            .try_admit(&meta)
+            .map_err(|reason| core.rejection(reason))?;
+        Ok(Reservation {
+            core,
+            slot,
+            name: None,
+        })
+    }
+
+    /// Takes a slot, waiting up to the dispatcher's `max_wait` for one in FIFO order, the same
+    /// decision `run*` makes. Dropping the future leaves the queue.
+    #[track_caller]
+    pub fn reserve(
+        &self,
+    ) -> impl Future<Output = Result<Reservation, DispatchError>> + Send + 'static {
+        let core = self.core.clone();
+        let meta = core.meta(None, Location::caller());
+        async move {
+            let slot = core
+                .admit(&meta)
+                .await
+                .map_err(|reason| core.rejection(reason))?;
+            Ok(Reservation {
+                core,
+                slot,
+                name: None,
+            })
+        }
+    }
+}
+
+impl Reservation {
+    /// Names the task the reservation will be spent on.
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The dispatcher the slot belongs to.
+    pub fn dispatcher(&self) -> &str {
+        self.core.name()
+    }
+
+    /// Spawns `fut` on the dispatcher in the reserved slot, as
+    /// [`Dispatcher::spawn`] would once admitted.
+    #[track_caller]
+    pub fn spawn<F>(self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let meta = self.core.meta(self.name, Location::caller());
+        let (id, task) = self.core.spawn(meta, WorkKind::Async, fut, self.slot);
+        JoinHandle::attached(id, task)
+    }
+
+    /// Runs `fut` on the dispatcher in the reserved slot and awaits it, as
+    /// [`Dispatcher::run`] would once admitted: on a blocking pool the future is driven on a
+    /// pool thread. Dropping the returned [`Running`] cancels the work; past the dispatcher's
+    /// queue deadline, work not yet started is rejected.
+    #[track_caller]
+    pub fn run<F>(self, fut: F) -> Running<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let timer = self.core.shared.control.clone();
+        Running::new(self.spawn(fut), &timer)
+    }
+
+    /// Runs `fut` in the caller's own task, counted as a task of the dispatcher: it holds the
+    /// reserved slot (and passes the dispatcher's in-flight gate, if it has one) until it ends,
+    /// and shows in its `Stats` and metrics, but runs wherever the caller is polled. For async
+    /// work that only needs the bulkhead's admission, not its threads. Dropping the returned
+    /// [`Running`] cancels the work.
+    #[track_caller]
+    pub fn run_here<F>(self, fut: F) -> Running<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let meta = self.core.meta(self.name, Location::caller());
+        let ((id, task), runner) = self.core.spawn_here(meta, fut, self.slot);
+        Running::here(JoinHandle::attached(id, task), Box::pin(runner))
+    }
+}
