@@ -109,4 +109,5 @@ pub use crate::registry::builder::DispatchersBuilder;
 pub use crate::registry::report::{DispatcherReport, ShutdownReport};
 pub use crate::registry::shutdown::CANCEL_GRACE;
 pub use crate::supervisor::failure::{Failure, FailureKind};
+pub use crate::supervisor::outcome::ChildResult;
 pub use crate::validate::{CPU, DEFAULT_MAX_THREADS, MAIN};

@@ -21,6 +21,8 @@ use crate::error::{DispatchError, RejectReason};
 pub struct TaskBuilder<'a> {
     core: &'a Arc<DispatcherCore>,
     name: Option<Cow<'static, str>>,
+    /// The scope or supervisor path the task belongs to (set by scopes and supervisors).
+    parent: Option<Arc<str>>,
 }
 
 impl fmt::Debug for TaskBuilder<'_> {
@@ -34,7 +36,18 @@ impl fmt::Debug for TaskBuilder<'_> {
 
 impl<'a> TaskBuilder<'a> {
     pub(crate) fn new(core: &'a Arc<DispatcherCore>, name: Option<Cow<'static, str>>) -> Self {
-        TaskBuilder { core, name }
+        TaskBuilder {
+            core,
+            name,
+            parent: None,
+        }
+    }
+
+    /// Marks the task as a child of the scope or supervisor at `path`.
+    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
+    pub(crate) fn in_parent(mut self, path: Arc<str>) -> Self {
+        self.parent = Some(path);
+        self
     }
 
     /// [`Dispatcher::spawn`](crate::Dispatcher::spawn) with this task's name.
@@ -85,7 +98,9 @@ impl<'a> TaskBuilder<'a> {
 
     #[track_caller]
     fn meta(&self) -> Meta {
-        self.core.meta(self.name.clone(), Location::caller())
+        let mut meta = self.core.meta(self.name.clone(), Location::caller());
+        meta.info.parent = self.parent.clone();
+        meta
     }
 
     #[track_caller]

@@ -1,4 +1,7 @@
-//! Failures and where they go. Supervision (scopes and restarting supervisors) grows here; the
-//! root failure handler and the [`Failure`](crate::Failure) it receives live in `failure.rs`.
+//! Failures and where they go: the root failure handler and the [`Failure`](crate::Failure)
+//! it receives (`failure.rs`), what supervised children return (`outcome.rs`), scopes
+//! (`scope.rs`) and restarting supervisors (`supervisor.rs`, its policy types in
+//! `policy.rs`).
 
 pub(crate) mod failure;
+pub(crate) mod outcome;

@@ -284,12 +284,12 @@ impl Accounts {
             format!("{} ({context})", panic_message(&*payload))
         };
         self.count_failure();
-        self.report(Failure {
-            dispatcher: self.name.clone(),
-            task: task.clone(),
-            kind: FailureKind::Panic,
+        self.report(Failure::new(
+            self.name.clone(),
+            task.clone(),
+            FailureKind::Panic,
             message,
-        });
+        ));
         // Dropping a payload runs its `Drop`: user code too.
         if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
             std::mem::forget(again);
@@ -318,6 +318,18 @@ impl Accounts {
 
     /// Sends a failure nobody observes to the root handler (or the log).
     pub(crate) fn report(&self, failure: Failure) {
+        self.failures.report(&failure);
+    }
+
+    /// A failure a scope or supervisor observed in one of its children: counted by kind
+    /// (a panic was counted when it was caught) and sent to the root handler.
+    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
+    pub(crate) fn report_child_failure(&self, failure: Failure) {
+        if failure.kind == FailureKind::Error {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                self.metrics.failures_error.increment(1);
+            }));
+        }
         self.failures.report(&failure);
     }
 

@@ -330,12 +330,12 @@ where
 
     /// A panic nobody will read: to the root handler.
     fn route_failure(&self, payload: Box<dyn Any + Send + 'static>) {
-        let failure = Failure {
-            dispatcher: self.header.accounts.name.clone(),
-            task: self.header.info.clone(),
-            kind: FailureKind::Panic,
-            message: panic_message(&*payload),
-        };
+        let failure = Failure::new(
+            self.header.accounts.name.clone(),
+            self.header.info.clone(),
+            FailureKind::Panic,
+            panic_message(&*payload),
+        );
         self.header.accounts.report(failure);
         self.drop_user(payload);
     }
