@@ -110,4 +110,6 @@ pub use crate::registry::report::{DispatcherReport, ShutdownReport};
 pub use crate::registry::shutdown::CANCEL_GRACE;
 pub use crate::supervisor::failure::{Failure, FailureKind};
 pub use crate::supervisor::outcome::ChildResult;
+pub use crate::supervisor::scope::{Scope, ScopeError, ScopeFailure, ScopeTask};
+pub use crate::supervisor::supervisor_scope::{SupervisorReport, SupervisorScope};
 pub use crate::validate::{CPU, DEFAULT_MAX_THREADS, MAIN};

@@ -23,6 +23,9 @@ pub struct TaskBuilder<'a> {
     name: Option<Cow<'static, str>>,
     /// The scope or supervisor path the task belongs to (set by scopes and supervisors).
     parent: Option<Arc<str>>,
+    /// The spawn site, when the caller knows it better than `#[track_caller]` can (a scope's
+    /// spawn, whose caller's site passes through a closure).
+    location: Option<&'static Location<'static>>,
 }
 
 impl fmt::Debug for TaskBuilder<'_> {
@@ -40,11 +43,17 @@ impl<'a> TaskBuilder<'a> {
             core,
             name,
             parent: None,
+            location: None,
         }
     }
 
+    /// Records `location` as the spawn site.
+    pub(crate) fn at(mut self, location: &'static Location<'static>) -> Self {
+        self.location = Some(location);
+        self
+    }
+
     /// Marks the task as a child of the scope or supervisor at `path`.
-    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
     pub(crate) fn in_parent(mut self, path: Arc<str>) -> Self {
         self.parent = Some(path);
         self
@@ -98,7 +107,13 @@ impl<'a> TaskBuilder<'a> {
 
     #[track_caller]
     fn meta(&self) -> Meta {
-        let mut meta = self.core.meta(self.name.clone(), Location::caller());
+        // Not `unwrap_or_else(Location::caller)`: through a function pointer, `#[track_caller]`
+        // would report the call site inside `Option`, not the user's.
+        let location = match self.location {
+            Some(location) => location,
+            None => Location::caller(),
+        };
+        let mut meta = self.core.meta(self.name.clone(), location);
         meta.info.parent = self.parent.clone();
         meta
     }

@@ -3,5 +3,8 @@
 //! (`scope.rs`) and restarting supervisors (`supervisor.rs`, its policy types in
 //! `policy.rs`).
 
+pub(crate) mod children;
 pub(crate) mod failure;
 pub(crate) mod outcome;
+pub(crate) mod scope;
+pub(crate) mod supervisor_scope;

@@ -323,7 +323,6 @@ impl Accounts {
 
     /// A failure a scope or supervisor observed in one of its children: counted by kind
     /// (a panic was counted when it was caught) and sent to the root handler.
-    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
     pub(crate) fn report_child_failure(&self, failure: Failure) {
         if failure.kind == FailureKind::Error {
             let _ = catch_unwind(AssertUnwindSafe(|| {
