@@ -77,17 +77,22 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
+mod diag;
 mod dispatcher;
 mod error;
 pub mod metrics;
 mod registry;
 mod supervisor;
 mod sync;
+pub mod testing;
 mod validate;
 
 pub use crate::config::{
     BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
 };
+pub use crate::diag::dump::{DispatcherDump, Dump};
+pub use crate::diag::suspects::{Suspect, SuspectReason};
+pub use crate::diag::task::{TaskDump, TaskState};
 pub use crate::dispatcher::admission::AdmissionConfig;
 pub use crate::dispatcher::handle::Dispatcher;
 pub use crate::dispatcher::join::JoinHandle;

@@ -168,13 +168,26 @@ impl Dispatcher {
         self.core.accounts.report_child_failure(failure);
     }
 
+    /// The paths of the registry's scopes running now.
+    pub(crate) fn open_scopes(&self) -> Vec<Arc<str>> {
+        self.core.shared.open_scopes()
+    }
+
+    /// Marks a scope as running (`true`) or ended (`false`), for dumps.
+    pub(crate) fn scope_running(&self, path: &Arc<str>, running: bool) {
+        if running {
+            self.core.shared.scope_opened(path);
+        } else {
+            self.core.shared.scope_closed(path);
+        }
+    }
+
     /// A number for a new scope's path, unique in the registry.
     pub(crate) fn next_scope_id(&self) -> u64 {
         self.core.shared.ids.next().as_u64()
     }
 
     /// The registry's control runtime: where library-owned loops (supervisors) and timers run.
-    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
     pub(crate) fn control(&self) -> &tokio::runtime::Handle {
         &self.core.shared.control
     }

@@ -26,6 +26,7 @@ use super::task::NewTask;
 use super::task::cell::join::Joinable;
 use super::task::cell::{Header, TaskCell, TaskSpan, WorkKind};
 use super::task::id::{TaskId, TaskInfo};
+use super::task::probe::Probe;
 use super::task::runner::TaskFuture;
 use super::task::state::State;
 use crate::error::{DispatchError, RejectReason};
@@ -178,6 +179,7 @@ impl DispatcherCore {
                 work,
                 accounts: self.accounts.clone(),
                 state: State::new(),
+                probe: Probe::default(),
             },
             work: fut,
             slot,
@@ -304,6 +306,21 @@ impl DispatcherCore {
         let mut all = Vec::new();
         for v in views {
             all.extend(v.collect_views());
+            all.push(v);
+        }
+        all
+    }
+
+    /// This dispatcher's ad-hoc views alive now (and theirs), without closing anything.
+    pub(crate) fn live_views(&self) -> Vec<Arc<DispatcherCore>> {
+        let views: Vec<Arc<DispatcherCore>> = lock(&self.adhoc)
+            .views
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut all = Vec::new();
+        for v in views {
+            all.extend(v.live_views());
             all.push(v);
         }
         all

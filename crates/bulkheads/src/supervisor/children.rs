@@ -112,13 +112,19 @@ impl<R: Send + 'static> Future for Watched<R> {
 pub(crate) struct Watch<R> {
     pub children: Arc<Children<R>>,
     watching: FuturesUnordered<Watched<R>>,
+    /// Where the scope is registered as running (for dumps): unregistered on drop.
+    registry: Dispatcher,
 }
 
 impl<R: Send + 'static> Watch<R> {
-    pub(crate) fn new(path: Arc<str>) -> Self {
+    /// Watches the children of the scope at `path`, registered with `registry` (any dispatcher
+    /// of the registry) as running until this is dropped.
+    pub(crate) fn new(path: Arc<str>, registry: Dispatcher) -> Self {
+        registry.scope_running(&path, true);
         Watch {
             children: Arc::new(Children::new(path)),
             watching: FuturesUnordered::new(),
+            registry,
         }
     }
 
@@ -150,6 +156,7 @@ impl<R: Send + 'static> Watch<R> {
 
 impl<R> Drop for Watch<R> {
     fn drop(&mut self) {
+        self.registry.scope_running(&self.children.path, false);
         for child in self.children.close() {
             child.handle.abort_if_pending();
         }

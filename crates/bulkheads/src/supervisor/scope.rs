@@ -268,7 +268,7 @@ impl Dispatchers {
     {
         let cpu = self.cpu();
         let path: Arc<str> = format!("scope #{}", cpu.next_scope_id()).into();
-        let watch: Watch<Result<(), E>> = Watch::new(path);
+        let watch: Watch<Result<(), E>> = Watch::new(path, cpu.clone());
         let scope = Scope {
             children: watch.children.clone(),
             cpu,

@@ -180,7 +180,7 @@ impl Dispatchers {
         let cpu = self.cpu();
         let id = cpu.next_scope_id();
         let path: Arc<str> = format!("supervisor scope #{id}").into();
-        let mut watch: Watch<Option<String>> = Watch::new(path.clone());
+        let mut watch: Watch<Option<String>> = Watch::new(path.clone(), cpu.clone());
         let scope = SupervisorScope {
             children: watch.children.clone(),
             cpu: cpu.clone(),

@@ -208,9 +208,11 @@ impl Accounts {
         self.record(task, |m| m.active.decrement(1.0));
     }
 
-    pub(crate) fn ran(&self, task: &TaskInfo, started_at: Instant) {
+    /// The task ran from `started_at` to `ended_at`.
+    pub(crate) fn ran(&self, task: &TaskInfo, started_at: Instant, ended_at: Instant) {
         self.record(task, |m| {
-            m.run_time.record(started_at.elapsed().as_secs_f64());
+            m.run_time
+                .record(ended_at.saturating_duration_since(started_at).as_secs_f64());
         });
     }
 
