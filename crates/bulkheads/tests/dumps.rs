@@ -261,3 +261,84 @@ fn dumps_taken_while_tasks_churn_neither_deadlock_nor_panic() {
     let _ = seen;
     rt.block_on(bulkheads::testing::assert_no_leaks(&d));
 }
+
+#[tokio::test]
+async fn a_caller_waiting_for_room_shows_as_waiting_for_admission() {
+    let d = Dispatchers::builder()
+        .cpu_threads(1)
+        .blocking(
+            "narrow",
+            BlockingConfig::threads(1)
+                .queue(0)
+                .max_wait(Duration::from_secs(30)),
+        )
+        .build()
+        .unwrap();
+    let narrow = d.get("narrow").unwrap();
+    let (gate, held) = occupy(&narrow, 1);
+    let caller = {
+        let narrow = narrow.clone();
+        tokio::spawn(async move { narrow.task("patient").run_blocking(|| 7).await })
+    };
+    while narrow.stats().waiting == 0 {
+        tokio::task::yield_now().await;
+    }
+    let dump = d.dump();
+    let waiting: Vec<_> = dump
+        .tasks()
+        .filter(|t| t.state == TaskState::WaitingForAdmission)
+        .collect();
+    assert_eq!(waiting.len(), 1, "{dump}");
+    assert_eq!(waiting[0].name.as_deref(), Some("patient"));
+    assert!(waiting[0].blocking);
+    assert!(
+        dump.to_string()
+            .contains("'patient' waiting for admission, "),
+        "{dump}"
+    );
+    gate.open();
+    for h in held {
+        h.await.unwrap();
+    }
+    assert_eq!(caller.await.unwrap().unwrap(), 7);
+    let after = d.dump();
+    assert!(
+        after
+            .tasks()
+            .all(|t| t.state != TaskState::WaitingForAdmission),
+        "{after}"
+    );
+    bulkheads::testing::assert_no_leaks(&d).await;
+}
+
+#[tokio::test]
+async fn untracked_registries_still_dump_states_without_timings() {
+    let d = Dispatchers::builder()
+        .cpu_threads(1)
+        .track_tasks(false)
+        .build()
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    drop(d.cpu().task("untimed").spawn(async move {
+        let _ = rx.await;
+    }));
+    cpu_settles(&d).await;
+    let dump = d.dump();
+    let t = dump.tasks().next().unwrap();
+    assert_eq!(t.state, TaskState::Idle);
+    assert_eq!(t.polls, 1);
+    assert_eq!(t.since_last_poll, None);
+    assert_eq!(t.busy, Duration::ZERO);
+    let suspects = dump.suspects(Duration::ZERO);
+    assert_eq!(suspects.len(), 1);
+    assert_eq!(suspects[0].reason, SuspectReason::DetachedIdle);
+    assert!(
+        suspects[0]
+            .to_string()
+            .starts_with("ghost: detached and idle at an await (polls not timed; "),
+        "{}",
+        suspects[0]
+    );
+    drop(tx);
+    bulkheads::testing::assert_no_leaks(&d).await;
+}

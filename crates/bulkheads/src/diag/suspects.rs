@@ -60,16 +60,25 @@ impl fmt::Display for Suspect {
             (SuspectReason::DetachedIdle, Some(idle)) => {
                 write!(f, "detached and idle at an await for {idle}")?
             }
+            (SuspectReason::DetachedIdle, None) => write!(
+                f,
+                "detached and idle at an await (polls not timed; {} old)",
+                Short(t.age)
+            )?,
             (SuspectReason::Zombie, _) => f.write_str("asked to stop, still running")?,
             (SuspectReason::LongBlocking, Some(idle)) => {
                 write!(f, "running blocking code for {idle}")?
             }
+            (SuspectReason::LongBlocking, None) => write!(
+                f,
+                "running blocking code (polls not timed; {} old)",
+                Short(t.age)
+            )?,
             (SuspectReason::OutlivedScope, _) => write!(
                 f,
                 "{} has returned",
                 t.parent.as_deref().unwrap_or("its scope")
             )?,
-            _ => {}
         }
         write!(f, " on dispatcher '{}': {t}", t.dispatcher)
     }
@@ -84,7 +93,9 @@ impl Dump {
     /// idle at an `.await` for at least `threshold`), zombies (abandoned while running blocking
     /// code, or cancelled async work still in a poll after `threshold`), blocking jobs running
     /// for at least `threshold`, and children of scopes that have returned. A task may be
-    /// suspect for several reasons; each is listed.
+    /// suspect for several reasons; each is listed. On a registry built with
+    /// [`track_tasks(false)`](crate::DispatchersBuilder::track_tasks) idle and blocking times
+    /// are not known, and a task's age stands in for them.
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
@@ -104,7 +115,8 @@ impl Dump {
     pub fn suspects(&self, threshold: Duration) -> Vec<Suspect> {
         let mut found = Vec::new();
         for t in self.tasks() {
-            let idle_for = t.since_last_poll.unwrap_or_default();
+            // Untimed polls (`track_tasks(false)`): the task's age bounds its idle time.
+            let idle_for = t.since_last_poll.unwrap_or(t.age);
             let mut suspect = |reason| {
                 found.push(Suspect {
                     task: t.clone(),

@@ -12,6 +12,10 @@ use crate::dispatcher::task::id::TaskId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TaskState {
+    /// Not admitted yet: its caller waits for room in a full dispatcher (`run*` and
+    /// `reserve` wait up to `max_wait`). The work does not exist as a task yet; its id is the
+    /// one the task will have.
+    WaitingForAdmission,
     /// Admitted, waiting for a thread (or for its turn at an in-flight cap).
     Queued,
     /// Being polled now (async work).
@@ -26,9 +30,11 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    /// A short label (`queued`, `running`, `idle`, `running blocking code`, `abandoned`).
+    /// A short label (`waiting for admission`, `queued`, `running`, `idle at an await`,
+    /// `running blocking code`, `abandoned, still running`).
     pub fn label(&self) -> &'static str {
         match self {
+            TaskState::WaitingForAdmission => "waiting for admission",
             TaskState::Queued => "queued",
             TaskState::Running => "running",
             TaskState::Idle => "idle at an await",
@@ -87,7 +93,7 @@ impl fmt::Display for TaskDump {
         }
         write!(f, " {}", self.state)?;
         match (self.state, self.since_last_poll) {
-            (TaskState::Queued, _) | (_, None) => {}
+            (TaskState::Queued | TaskState::WaitingForAdmission, _) | (_, None) => {}
             (_, Some(d)) => write!(f, " for {}", Short(d))?,
         }
         write!(f, ", {} old, busy {}", Short(self.age), Short(self.busy))?;

@@ -7,12 +7,14 @@
 //! second by the registry's control thread: under load a shard holds at most about twice its
 //! live tasks plus a constant, and after a burst it lets go.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 // See `accounts` on the clock.
 use quanta::Instant;
 
-use crate::diag::task::TaskDump;
+use super::task::id::TaskInfo;
+use crate::diag::task::{TaskDump, TaskState};
 use crate::sync::{lock, thread_shard};
 
 const SHARDS: usize = 8;
@@ -104,6 +106,63 @@ impl LiveSet {
             );
         }
         all
+    }
+}
+
+/// A caller waiting for room (`run*`, `reserve` on a full dispatcher): not a task yet, but a
+/// dump shows it, so work stuck at admission is as visible as work stuck in a queue. Registered
+/// only on the slow path, when the caller actually has to wait.
+pub(crate) struct Waiter {
+    info: TaskInfo,
+    dispatcher: Arc<str>,
+    blocking: bool,
+    since: Instant,
+    done: AtomicBool,
+}
+
+impl Waiter {
+    pub(crate) fn new(info: TaskInfo, dispatcher: Arc<str>, blocking: bool) -> Self {
+        Waiter {
+            info,
+            dispatcher,
+            blocking,
+            since: Instant::now(),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// The caller was admitted, rejected or gone: the entry leaves the dump.
+    pub(crate) fn done(&self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+}
+
+impl LiveTask for Waiter {
+    // The waiting future belongs to its caller; shutdown answers it through admission.
+    fn cancel(&self) {}
+    fn force_abandon(&self) {}
+    fn is_decided(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
+    }
+    fn is_live(&self) -> bool {
+        !self.is_decided()
+    }
+    fn dump(&self, now: Instant) -> TaskDump {
+        TaskDump {
+            id: self.info.id,
+            name: self.info.name.clone(),
+            dispatcher: self.dispatcher.clone(),
+            parent: self.info.parent.clone(),
+            detached: false,
+            location: self.info.location,
+            state: TaskState::WaitingForAdmission,
+            blocking: self.blocking,
+            cancel_requested: false,
+            age: now.saturating_duration_since(self.since),
+            since_last_poll: None,
+            polls: 0,
+            busy: std::time::Duration::ZERO,
+        }
     }
 }
 

@@ -161,7 +161,7 @@ impl<'a> TaskBuilder<'a> {
                 runner.await;
                 return running.await;
             }
-            match core.admit(&meta).await {
+            match core.admit(&meta, work == WorkKind::Blocking).await {
                 Ok(slot) => {
                     let (id, task) = core.spawn(meta, work, fut, slot);
                     Running::new(JoinHandle::attached(id, task), &core.shared.control).await

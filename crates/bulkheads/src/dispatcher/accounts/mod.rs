@@ -85,6 +85,8 @@ pub(crate) struct Accounts {
     pub live: LiveSet,
     /// Admitted work that waited longer than this before starting is rejected instead.
     pub queue_deadline: Option<std::time::Duration>,
+    /// Whether runners time their polls for dumps (`DispatchersBuilder::track_tasks`).
+    pub track: bool,
     shards: [Shard; SHARDS],
     /// Woken after every decision once `draining` is set: shutdown re-reads `in_flight`.
     idle: Notify,
@@ -107,10 +109,17 @@ impl Accounts {
             failures,
             live: LiveSet::new(),
             queue_deadline: None,
+            track: true,
             shards: Default::default(),
             idle: Notify::new(),
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// Turns poll timing for dumps on or off (at build).
+    pub(crate) fn with_tracking(mut self, track: bool) -> Self {
+        self.track = track;
+        self
     }
 
     /// Sets the queue deadline (at build).

@@ -59,25 +59,29 @@ impl Probe {
         self.detached.store(true, Ordering::Relaxed);
     }
 
-    /// A poll begins at `at`.
-    pub(crate) fn poll_begins(&self, submitted_at: Instant, at: Instant) {
+    /// A poll begins, at `at` when polls are timed.
+    pub(crate) fn poll_begins(&self, submitted_at: Instant, at: Option<Instant>) {
         // One writer: load and store rather than a read-modify-write.
         let polls = self.polls.load(Ordering::Relaxed);
         self.polls.store(polls.saturating_add(1), Ordering::Relaxed);
-        self.last_poll.store(
-            nanos(at.saturating_duration_since(submitted_at)).max(1),
-            Ordering::Relaxed,
-        );
+        if let Some(at) = at {
+            self.last_poll.store(
+                nanos(at.saturating_duration_since(submitted_at)).max(1),
+                Ordering::Relaxed,
+            );
+        }
         self.in_poll.store(true, Ordering::Relaxed);
     }
 
-    /// The poll that began at `began` ends at `at`.
-    pub(crate) fn poll_ends(&self, began: Instant, at: Instant) {
-        let busy = self.busy.load(Ordering::Relaxed);
-        self.busy.store(
-            busy.saturating_add(nanos(at.saturating_duration_since(began))),
-            Ordering::Relaxed,
-        );
+    /// The poll that began at `began` (when polls are timed) ends at `at`.
+    pub(crate) fn poll_ends(&self, began: Option<Instant>, at: Instant) {
+        if let Some(began) = began {
+            let busy = self.busy.load(Ordering::Relaxed);
+            self.busy.store(
+                busy.saturating_add(nanos(at.saturating_duration_since(began))),
+                Ordering::Relaxed,
+            );
+        }
         self.in_poll.store(false, Ordering::Relaxed);
     }
 

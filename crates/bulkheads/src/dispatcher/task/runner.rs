@@ -202,12 +202,13 @@ where
             return Poll::Ready(());
         };
         let accounts = &header.accounts;
-        // The first poll began when the work started: one clock read fewer.
-        let poll_began = if *this.polled {
-            Instant::now()
-        } else {
-            *this.polled = true;
-            started_at
+        // The first poll began when the work started: one clock read fewer. Untracked
+        // dispatchers read no clock for dumps.
+        let first = !std::mem::replace(this.polled, true);
+        let poll_began = match (accounts.track, first) {
+            (false, _) => None,
+            (true, true) => Some(started_at),
+            (true, false) => Some(Instant::now()),
         };
         header.probe.poll_begins(header.submitted_at, poll_began);
         accounts.active_enter(&header.info);
@@ -217,7 +218,10 @@ where
             None => fut.poll(cx),
         }));
         accounts.active_exit(&header.info);
-        let poll_ended = Instant::now();
+        // The end of a poll is read for dumps, and for the run's duration once it completes.
+        let poll_ended = (accounts.track || !matches!(polled, Ok(Poll::Pending)))
+            .then(Instant::now)
+            .unwrap_or(started_at);
         header.probe.poll_ends(poll_began, poll_ended);
         let completion = match polled {
             Ok(Poll::Pending) => {
