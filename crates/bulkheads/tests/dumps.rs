@@ -342,3 +342,33 @@ async fn untracked_registries_still_dump_states_without_timings() {
     drop(tx);
     bulkheads::testing::assert_no_leaks(&d).await;
 }
+
+#[cfg(feature = "serde")]
+#[tokio::test]
+async fn dumps_and_suspects_render_as_json() {
+    let d = registry();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    drop(d.cpu().task("json-ghost").spawn(async move {
+        let _ = rx.await;
+    }));
+    cpu_settles(&d).await;
+    let dump = d.dump();
+    let json = dump.to_json();
+    for field in [
+        "\"live_tasks\": 1",
+        "\"name\": \"json-ghost\"",
+        "\"state\": \"idle at an await\"",
+        "\"detached\": true",
+        "\"polls\": 1",
+        "\"dispatcher\": \"cpu\"",
+        "dumps.rs:",
+    ] {
+        assert!(json.contains(field), "{field} missing from {json}");
+    }
+    let suspects = dump.suspects(Duration::ZERO);
+    let one = suspects[0].to_json();
+    assert!(one.contains("\"reason\": \"ghost\""), "{one}");
+    assert!(one.contains("\"summary\": \"ghost: detached"), "{one}");
+    drop(tx);
+    bulkheads::testing::assert_no_leaks(&d).await;
+}
