@@ -31,6 +31,7 @@
 //! `report` (header and tables).
 
 mod contenders;
+mod diag;
 mod isolation;
 mod measure;
 mod plan;

@@ -24,13 +24,15 @@ pub trait Workload {
     fn measure(&self, rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Table, String>;
 }
 
-/// Every workload, in the order they run: the job workloads, then the isolation ones.
+/// Every workload, in the order they run: the job workloads, the dump workload (W9), then the
+/// isolation ones.
 /// `quick` shrinks the job workloads (the isolation ones have one size).
 pub fn all(quick: bool) -> Vec<Box<dyn Workload>> {
     let mut all: Vec<Box<dyn Workload>> = Vec::new();
     for w in job_workloads(quick) {
         all.push(Box::new(w));
     }
+    all.extend(crate::diag::workloads(quick));
     all.extend(isolation::workloads());
     all
 }
