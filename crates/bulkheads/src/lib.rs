@@ -109,5 +109,8 @@ pub use crate::registry::builder::DispatchersBuilder;
 pub use crate::registry::report::{DispatcherReport, ShutdownReport};
 pub use crate::registry::shutdown::CANCEL_GRACE;
 pub use crate::supervisor::failure::{Failure, FailureKind};
+pub use crate::supervisor::handle::{ChildState, ChildStatus, SupervisorError, SupervisorHandle};
 pub use crate::supervisor::outcome::ChildResult;
+pub use crate::supervisor::policy::{Backoff, Intensity, Restart, Strategy};
+pub use crate::supervisor::supervisor::{Child, Supervisor, SupervisorBuilder};
 pub use crate::validate::{CPU, DEFAULT_MAX_THREADS, MAIN};

@@ -23,6 +23,8 @@ pub struct TaskBuilder<'a> {
     name: Option<Cow<'static, str>>,
     /// The scope or supervisor path the task belongs to (set by scopes and supervisors).
     parent: Option<Arc<str>>,
+    /// The spawn site to record instead of the caller's (set by supervisors).
+    location: Option<&'static Location<'static>>,
 }
 
 impl fmt::Debug for TaskBuilder<'_> {
@@ -40,6 +42,7 @@ impl<'a> TaskBuilder<'a> {
             core,
             name,
             parent: None,
+            location: None,
         }
     }
 
@@ -47,6 +50,13 @@ impl<'a> TaskBuilder<'a> {
     #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
     pub(crate) fn in_parent(mut self, path: Arc<str>) -> Self {
         self.parent = Some(path);
+        self
+    }
+
+    /// Records `location` as the task's spawn site instead of the caller's: a supervisor names
+    /// the line that declared the child, not its own loop.
+    pub(crate) fn at(mut self, location: &'static Location<'static>) -> Self {
+        self.location = Some(location);
         self
     }
 
@@ -98,7 +108,11 @@ impl<'a> TaskBuilder<'a> {
 
     #[track_caller]
     fn meta(&self) -> Meta {
-        let mut meta = self.core.meta(self.name.clone(), Location::caller());
+        let location = match self.location {
+            Some(location) => location,
+            None => Location::caller(),
+        };
+        let mut meta = self.core.meta(self.name.clone(), location);
         meta.info.parent = self.parent.clone();
         meta
     }
