@@ -858,3 +858,41 @@ async fn a_registry_shutdown_ends_its_supervisors() {
     assert_eq!(starts(&e, &["a"]), [1]);
     assert!(failures.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_child_failing_in_a_tight_loop_is_stopped_by_intensity_without_busy_looping() {
+    let e = Events::new();
+    let (d, failures) = registry(&e);
+    let ms = Duration::from_millis;
+    let t = Instant::now();
+    let sup = Supervisor::builder("tight")
+        .intensity(3, Duration::from_secs(60))
+        .backoff(Backoff::exponential(ms(10), ms(1_000)))
+        .child(child(&e, "x", &[Fail, Fail, Fail, Fail, Fail]))
+        .start(&d)
+        .unwrap();
+    let err = tokio::time::timeout(GUARD, sup.join())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SupervisorError::GaveUp {
+                max_restarts: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Three restarts, 10 + 20 + 40 ms apart at least; the fourth failure gives up.
+    assert_eq!(starts(&e, &["x"]), [4]);
+    assert!(t.elapsed() >= ms(70), "{:?}", t.elapsed());
+    let flags: Vec<_> = failures
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| f.restarting)
+        .collect();
+    assert_eq!(flags, [true, true, true, false, false]);
+}

@@ -144,10 +144,12 @@ pub(crate) type Statuses = Arc<Mutex<Vec<ChildStatus>>>;
 /// # let dispatchers = bulkheads::Dispatchers::builder().cpu_threads(1).build()?;
 /// use bulkheads::{Child, ChildState, Supervisor};
 ///
+/// async fn tick() {
+///     loop { tokio::time::sleep(std::time::Duration::from_millis(5)).await; }
+/// }
+///
 /// let sup = Supervisor::builder("ticker")
-///     .child(Child::new("tick", || async {
-///         loop { tokio::time::sleep(std::time::Duration::from_millis(5)).await; }
-///     }))
+///     .child(Child::new("tick", tick))
 ///     .start(&dispatchers)?;
 /// sup.shutdown().await;                 // cancels `tick`, waits for it to stop
 /// assert!(sup.join().await.is_ok());    // shut down on request: Ok

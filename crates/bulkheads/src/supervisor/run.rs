@@ -2,22 +2,22 @@
 //! children in order, waits for any of them to end (or for a backoff timer, or a stop
 //! request), applies the policy (`policy.rs`) to decide what restarts, and stops children in
 //! reverse order with their timeouts. It only awaits handles and timers; children run on their
-//! dispatchers. Stopping children and giving up are `run/stop.rs`'s.
+//! dispatchers. Stopping children and giving up are `run/stop.rs`'s, how a child ended
+//! `run/exit.rs`'s, the containment of the loop's own call-outs `run/contain.rs`'s.
 
+mod contain;
 mod exit;
 mod stop;
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use self::contain::{Contained, log};
 use self::exit::{Exit, Failed, Live};
 use super::failure::FailureKind;
 use super::handle::{
@@ -64,7 +64,7 @@ pub(crate) fn launch(place: Place) -> SupervisorHandle {
     let run = Run::new(place, stop_rx, statuses.clone());
     let supervisor = name.clone();
     drop(control.spawn(async move {
-        let outcome = match (Contained(Box::pin(run.supervise()))).await {
+        let outcome = match Contained(Box::pin(run.supervise())).await {
             Ok(outcome) => outcome,
             Err(message) => {
                 home.report_child_failure(info, FailureKind::Panic, message.clone(), false);
@@ -135,8 +135,11 @@ impl Run {
     }
 
     async fn supervise(mut self) -> Outcome {
-        for i in 0..self.slots.len() {
-            self.start(i);
+        // A handle dropped at once (or a stop already asked for) starts nothing.
+        if !(*self.stop.borrow() || self.stop.has_changed().is_err()) {
+            for i in 0..self.slots.len() {
+                self.start(i);
+            }
         }
         loop {
             let due = self.slots.iter().filter_map(|s| s.due).min();
@@ -184,9 +187,14 @@ impl Run {
             self.set(i, state);
             match failed {
                 Some(f) => self.report(i, f, false),
-                None => log(
-                    || tracing::debug!(target: "bulkheads", supervisor = %self.place.path, child = %child.name, "child returned; not restarted"),
-                ),
+                None => log(|| {
+                    tracing::debug!(
+                        target: "bulkheads",
+                        supervisor = %self.place.path,
+                        child = %child.name,
+                        "child returned; not restarted"
+                    )
+                }),
             }
             return None;
         }
@@ -214,9 +222,15 @@ impl Run {
             slot.attempts = slot.attempts.saturating_add(1);
             b.delay(attempt, self.random())
         });
-        log(
-            || tracing::warn!(target: "bulkheads", supervisor = %self.place.path, child = %child.name, ?delay, "child {how}; restarting"),
-        );
+        log(|| {
+            tracing::warn!(
+                target: "bulkheads",
+                supervisor = %self.place.path,
+                child = %child.name,
+                ?delay,
+                "child {how}; restarting"
+            )
+        });
         let group = plan.strategy.group(i, self.slots.len());
         for j in group.clone().rev().filter(|&j| j != i) {
             let temporary = plan.children[j].restart == Restart::Temporary;
@@ -381,32 +395,4 @@ async fn sleep_until(at: Option<Instant>) {
 fn after(d: std::time::Duration) -> Instant {
     const FAR: std::time::Duration = std::time::Duration::from_secs(60 * 60 * 24 * 365);
     Instant::now() + d.min(FAR)
-}
-
-/// Runs a tracing call, containing a subscriber that panics.
-fn log(f: impl FnOnce()) {
-    let _ = catch_unwind(AssertUnwindSafe(f));
-}
-
-/// Polls the loop inside `catch_unwind`: a panic ends it with the panic's message.
-struct Contained<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for Contained<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_owned());
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                Poll::Ready(Err(message))
-            }
-        }
-    }
 }

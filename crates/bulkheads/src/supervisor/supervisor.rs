@@ -283,6 +283,10 @@ impl Child {
     /// returns `()` or a `Result` whose `Err` is a failure (see [`ChildResult`]). The factory
     /// is called on the child's dispatcher, so a panic in it is the child's failure. The
     /// line calling `new` is the spawn site its tasks report.
+    ///
+    /// A child that never returns is best an `async fn` with a declared output
+    /// (`async fn poll() -> Result<(), E> { loop { .. } }`): the output of a bare
+    /// `async { loop { .. } }` block is the never type `!`, which is not a [`ChildResult`].
     #[track_caller]
     pub fn new<F, Fut>(name: impl Into<Cow<'static, str>>, factory: F) -> Child
     where

@@ -4,8 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::Run;
+use super::contain::log;
 use super::exit::{Exit, Live, nested_exit, task_exit};
-use super::{Run, log};
 use crate::supervisor::failure::FailureKind;
 use crate::supervisor::handle::{ChildState, Outcome, SupervisorError};
 use crate::supervisor::spec::bump;
