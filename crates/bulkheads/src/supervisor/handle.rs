@@ -139,6 +139,12 @@ pub(crate) type Statuses = Arc<Mutex<Vec<ChildStatus>>>;
 /// nobody waits for it. A supervisor never runs on unowned; keep the handle for as long as
 /// its children should run.
 ///
+/// Shut supervisors down before their registry: [`Dispatchers::shutdown`] waits for their
+/// children (in flight) until its deadline, then cancels them in no particular order, and the
+/// supervisors end with [`SupervisorError::RegistryClosed`].
+///
+/// [`Dispatchers::shutdown`]: crate::Dispatchers::shutdown
+///
 /// ```
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let dispatchers = bulkheads::Dispatchers::builder().cpu_threads(1).build()?;
