@@ -150,14 +150,12 @@ impl Dispatcher {
     }
 
     /// The four calls for a task named `name` (if any) in the scope or supervisor at `path`.
-    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
     pub(crate) fn child(&self, name: Option<Cow<'static, str>>, path: Arc<str>) -> TaskBuilder<'_> {
         TaskBuilder::new(&self.core, name).in_parent(path)
     }
 
     /// Reports a failure a scope or supervisor observed in a child of this dispatcher to the
     /// registry's root failure handler (counted in `bulkheads_failures_total`).
-    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
     pub(crate) fn report_child_failure(
         &self,
         task: TaskInfo,
@@ -170,8 +168,26 @@ impl Dispatcher {
         self.core.accounts.report_child_failure(failure);
     }
 
+    /// The paths of the registry's scopes running now.
+    pub(crate) fn open_scopes(&self) -> Vec<Arc<str>> {
+        self.core.shared.open_scopes()
+    }
+
+    /// Marks a scope as running (`true`) or ended (`false`), for dumps.
+    pub(crate) fn scope_running(&self, path: &Arc<str>, running: bool) {
+        if running {
+            self.core.shared.scope_opened(path);
+        } else {
+            self.core.shared.scope_closed(path);
+        }
+    }
+
+    /// A number for a new scope's path, unique in the registry.
+    pub(crate) fn next_scope_id(&self) -> u64 {
+        self.core.shared.ids.next().as_u64()
+    }
+
     /// The registry's control runtime: where library-owned loops (supervisors) and timers run.
-    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
     pub(crate) fn control(&self) -> &tokio::runtime::Handle {
         &self.core.shared.control
     }

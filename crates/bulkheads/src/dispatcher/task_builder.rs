@@ -23,7 +23,8 @@ pub struct TaskBuilder<'a> {
     name: Option<Cow<'static, str>>,
     /// The scope or supervisor path the task belongs to (set by scopes and supervisors).
     parent: Option<Arc<str>>,
-    /// The spawn site to record instead of the caller's (set by supervisors).
+    /// The spawn site, when the caller knows it better than `#[track_caller]` can (a scope's
+    /// spawn, whose caller's site passes through a closure).
     location: Option<&'static Location<'static>>,
 }
 
@@ -46,17 +47,15 @@ impl<'a> TaskBuilder<'a> {
         }
     }
 
-    /// Marks the task as a child of the scope or supervisor at `path`.
-    #[allow(dead_code, reason = "used by scopes and supervisors, which land next")]
-    pub(crate) fn in_parent(mut self, path: Arc<str>) -> Self {
-        self.parent = Some(path);
+    /// Records `location` as the spawn site.
+    pub(crate) fn at(mut self, location: &'static Location<'static>) -> Self {
+        self.location = Some(location);
         self
     }
 
-    /// Records `location` as the task's spawn site instead of the caller's: a supervisor names
-    /// the line that declared the child, not its own loop.
-    pub(crate) fn at(mut self, location: &'static Location<'static>) -> Self {
-        self.location = Some(location);
+    /// Marks the task as a child of the scope or supervisor at `path`.
+    pub(crate) fn in_parent(mut self, path: Arc<str>) -> Self {
+        self.parent = Some(path);
         self
     }
 
@@ -108,6 +107,8 @@ impl<'a> TaskBuilder<'a> {
 
     #[track_caller]
     fn meta(&self) -> Meta {
+        // Not `unwrap_or_else(Location::caller)`: through a function pointer, `#[track_caller]`
+        // would report the call site inside `Option`, not the user's.
         let location = match self.location {
             Some(location) => location,
             None => Location::caller(),
@@ -160,7 +161,7 @@ impl<'a> TaskBuilder<'a> {
                 runner.await;
                 return running.await;
             }
-            match core.admit(&meta).await {
+            match core.admit(&meta, work == WorkKind::Blocking).await {
                 Ok(slot) => {
                     let (id, task) = core.spawn(meta, work, fut, slot);
                     Running::new(JoinHandle::attached(id, task), &core.shared.control).await

@@ -6,6 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::error::panic_message;
+
 /// Runs a tracing call, containing a subscriber that panics.
 pub(super) fn log(f: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(f));
@@ -22,11 +24,7 @@ impl<F: Future> Future for Contained<F> {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                let message = panic_message(&*payload);
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
                 Poll::Ready(Err(message))
             }
