@@ -91,6 +91,8 @@ pub use crate::config::{
     BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
 };
 pub use crate::diag::dump::{DispatcherDump, Dump};
+#[cfg(all(unix, feature = "signal"))]
+pub use crate::diag::signal::DumpOnSignal;
 pub use crate::diag::suspects::{Suspect, SuspectReason};
 pub use crate::diag::task::{TaskDump, TaskState};
 pub use crate::dispatcher::admission::AdmissionConfig;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use quanta::Instant;
 
 use super::task::{Short, TaskDump, TaskState};
+use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::spawn::DispatcherCore;
 use crate::dispatcher::stats::Stats;
 use crate::registry::Dispatchers;
@@ -115,25 +116,33 @@ impl Dispatchers {
     /// # }
     /// ```
     pub fn dump(&self) -> Dump {
-        let started = Instant::now();
-        let mut cores: Vec<Arc<DispatcherCore>> = Vec::new();
-        for d in self.declared() {
-            cores.extend(d.core.live_views());
-            cores.push(d.core.clone());
-        }
-        let now = Instant::now();
-        let dispatchers = cores
-            .iter()
-            .map(|core| DispatcherDump {
-                stats: core.stats(),
-                tasks: tasks_of(core, now),
-            })
-            .collect();
-        Dump {
-            dispatchers,
-            open_scopes: self.cpu().open_scopes(),
-            took: started.elapsed(),
-        }
+        dump_of(self.declared())
+    }
+}
+
+/// The dump of a registry's declared dispatchers (with `cpu`) and their live views.
+pub(crate) fn dump_of(declared: &[Dispatcher]) -> Dump {
+    let started = Instant::now();
+    let mut cores: Vec<Arc<DispatcherCore>> = Vec::new();
+    for d in declared {
+        cores.extend(d.core.live_views());
+        cores.push(d.core.clone());
+    }
+    let now = Instant::now();
+    let dispatchers = cores
+        .iter()
+        .map(|core| DispatcherDump {
+            stats: core.stats(),
+            tasks: tasks_of(core, now),
+        })
+        .collect();
+    Dump {
+        dispatchers,
+        open_scopes: declared
+            .first()
+            .map(Dispatcher::open_scopes)
+            .unwrap_or_default(),
+        took: started.elapsed(),
     }
 }
 
