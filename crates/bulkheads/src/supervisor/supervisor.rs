@@ -28,8 +28,10 @@ use crate::registry::Dispatchers;
 /// failure handler once, with [`Failure::restarting`](crate::Failure::restarting) saying
 /// whether it will be restarted and [`Failure::path`](crate::Failure::path) naming it
 /// (`supervisor 'ingest'/child 'poller'`). Too many restarts: the supervisor stops every
-/// child and fails, escalating to its parent supervisor or, at the top, to
-/// [`SupervisorHandle::join`] and the root failure handler.
+/// child and fails, escalating to its parent supervisor (as that child's failure) or, at the
+/// top, to [`SupervisorHandle::join`] and the root failure handler (once, as a failure named
+/// after the supervisor, with its path, on the registry's `cpu`: the dispatcher a supervisor
+/// defaults its children to).
 ///
 /// The supervisor's loop runs on the registry's control thread, which runs no user work, so
 /// a saturated pool never delays supervision; the children run on their dispatchers (`cpu`
