@@ -372,3 +372,43 @@ async fn dumps_and_suspects_render_as_json() {
     drop(tx);
     bulkheads::testing::assert_no_leaks(&d).await;
 }
+
+#[tokio::test]
+async fn supervisor_nesting_shows_in_the_tree() {
+    use bulkheads::{Child, Supervisor};
+    let d = registry();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let sup = Supervisor::builder("outer")
+        .child(Child::supervisor(Supervisor::builder("inner").child(
+            Child::new("worker", move || {
+                let started_tx = started_tx.clone();
+                async move {
+                    let _ = started_tx.send(());
+                    std::future::pending::<()>().await;
+                }
+            }),
+        )))
+        .start(&d)
+        .unwrap();
+    started.recv().await.unwrap();
+    let dump = d.dump();
+    let worker = dump
+        .tasks()
+        .find(|t| t.name.as_deref() == Some("worker"))
+        .unwrap_or_else(|| panic!("no worker in {dump}"));
+    assert_eq!(
+        worker.parent.as_deref(),
+        Some("supervisor 'outer'/supervisor 'inner'/child 'worker'")
+    );
+    // The supervisor holds its child's handle: an idle supervised child is no ghost.
+    assert!(!worker.detached);
+    assert!(dump.suspects(Duration::ZERO).is_empty(), "{dump}");
+    let text = dump.to_string();
+    assert!(
+        text.contains("\n  supervisor 'outer'/supervisor 'inner'/child 'worker'\n    #"),
+        "{text}"
+    );
+    sup.shutdown().await;
+    sup.join().await.unwrap();
+    bulkheads::testing::assert_no_leaks(&d).await;
+}
