@@ -87,6 +87,11 @@ mod sync;
 pub mod testing;
 mod validate;
 
+// The guides' examples compile and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/supervision.md")]
+mod supervision_guide {}
+
 pub use crate::config::{
     BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
 };

@@ -280,3 +280,35 @@ async fn a_supervisor_scopes_body_panic_cancels_its_children() {
         "the body's panic is the caller's, in the report"
     );
 }
+
+#[tokio::test]
+async fn a_child_failing_after_the_body_returned_still_cancels_its_siblings() {
+    let (d, _failures) = registry();
+    let (cancelled_tx, cancelled_rx) = mpsc::channel();
+    let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<()>();
+    let err = d
+        .scope(|s| async move {
+            let guard = Dropped(Some(cancelled_tx));
+            s.spawn(async move {
+                let _guard = guard;
+                std::future::pending::<Result<(), String>>().await
+            });
+            // Fails only once the body has returned.
+            s.spawn(async move {
+                let _ = fail_rx.await;
+                Err::<(), _>("late failure".to_owned())
+            });
+            let _ = fail_tx.send(());
+            Ok::<_, String>(7)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err.cause, ScopeFailure::Child { error, .. } if error == "late failure"),
+        "{err:?}"
+    );
+    cancelled_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the waiting child was cancelled");
+    assert_eq!(d.cpu().stats().in_flight, 0, "no child outlives its scope");
+}

@@ -291,6 +291,7 @@ where
         let mut value: Option<T> = None;
         let mut cause: Option<ScopeFailure<E>> = None;
         let mut later: Vec<Failure> = Vec::new();
+        let mut cancelled = false;
         poll_fn(|cx| {
             loop {
                 // Children first: a failure cancels the body before it can poll a failed
@@ -300,7 +301,10 @@ where
                     progressed = true;
                     record(ended, cause.is_some(), &mut cause, &mut later);
                 }
-                if cause.is_some() && body.is_some() {
+                // A failure cancels the body and every other child, also when the body has
+                // already returned its value.
+                if cause.is_some() && !cancelled {
+                    cancelled = true;
                     body = None; // dropped: the body is cancelled
                     watch.cancel_all();
                     continue;
@@ -313,6 +317,7 @@ where
                             Ok(t) => value = Some(t),
                             Err(e) => {
                                 cause = Some(ScopeFailure::Body(e));
+                                cancelled = true;
                                 watch.cancel_all();
                             }
                         }
