@@ -20,7 +20,6 @@ use super::admission::{Admission, GatePass, Slot};
 use super::executor::Base;
 use super::kind::Kind;
 use super::kinds::AnyExecutor;
-use super::kinds::limited::LimitedView;
 use super::live::Waiter;
 use super::stats::Stats;
 use super::task::NewTask;
@@ -32,7 +31,6 @@ use super::task::runner::TaskFuture;
 use super::task::state::State;
 use crate::error::{DispatchError, RejectReason};
 use crate::registry::shared::Shared;
-use crate::sync::lock;
 
 /// Who a task will be, settled at the call (its span is the caller's context then).
 pub(crate) struct Meta {
@@ -49,20 +47,20 @@ pub(crate) struct DispatcherCore {
     pub executor: AnyExecutor,
     pub shared: Arc<Shared>,
     /// Views made on this dispatcher with `Dispatcher::limited`, and the counts of those
-    /// already dropped, so that shutdown drains and reports them all.
-    adhoc: Mutex<AdHoc>,
+    /// already dropped, so that shutdown drains and reports them all (see `views.rs`).
+    pub(super) adhoc: Mutex<AdHoc>,
     /// For an ad-hoc view: the dispatcher it was made on, which keeps its counts once it is
     /// dropped.
-    parent: Option<Arc<DispatcherCore>>,
+    pub(super) parent: Option<Arc<DispatcherCore>>,
 }
 
 #[derive(Default)]
-struct AdHoc {
-    views: Vec<Weak<DispatcherCore>>,
+pub(super) struct AdHoc {
+    pub(super) views: Vec<Weak<DispatcherCore>>,
     /// Final counts of dropped views, merged by name.
-    retired: Vec<Stats>,
+    pub(super) retired: Vec<Stats>,
     /// Set when shutdown collects the views: a view made later is closed at birth.
-    closing: bool,
+    pub(super) closing: bool,
 }
 
 impl DispatcherCore {
@@ -272,84 +270,6 @@ impl DispatcherCore {
         (self.register(cell), runner)
     }
 
-    // ----- views ---------------------------------------------------------------------------------
-
-    /// An ad-hoc view over this dispatcher, adopted by it so that shutdown drains and reports
-    /// it. On a dispatcher already shutting down the view is closed at birth.
-    pub(crate) fn make_view(self: &Arc<Self>, parallelism: usize) -> Arc<DispatcherCore> {
-        let name: Arc<str> = format!("{}.limited({parallelism})", self.name()).into();
-        let accounts = Arc::new(
-            Accounts::new(name, Kind::Limited, self.accounts.failures.clone())
-                .with_tracking(self.accounts.track),
-        );
-        let view = LimitedView::new(parallelism, self.as_base(), accounts.clone());
-        let mut core = DispatcherCore::new(
-            accounts,
-            Admission::capped(&Default::default()),
-            view.into(),
-            self.shared.clone(),
-        );
-        core.parent = Some(self.clone());
-        let core = Arc::new(core);
-        let mut adhoc = lock(&self.adhoc);
-        if adhoc.closing {
-            drop(adhoc);
-            lock(&core.adhoc).closing = true;
-            core.close();
-            core.executor.close();
-        } else {
-            adhoc.views.retain(|w| w.strong_count() > 0);
-            adhoc.views.push(Arc::downgrade(&core));
-        }
-        core
-    }
-
-    /// Marks this dispatcher's ad-hoc views as closing and returns those alive now, views of
-    /// views first, newest first. Views made later are closed at birth.
-    pub(crate) fn collect_views(&self) -> Vec<Arc<DispatcherCore>> {
-        let views: Vec<Arc<DispatcherCore>> = {
-            let mut adhoc = lock(&self.adhoc);
-            adhoc.closing = true;
-            adhoc.views.iter().rev().filter_map(Weak::upgrade).collect()
-        };
-        let mut all = Vec::new();
-        for v in views {
-            all.extend(v.collect_views());
-            all.push(v);
-        }
-        all
-    }
-
-    /// This dispatcher's ad-hoc views alive now (and theirs), without closing anything.
-    pub(crate) fn live_views(&self) -> Vec<Arc<DispatcherCore>> {
-        let views: Vec<Arc<DispatcherCore>> = lock(&self.adhoc)
-            .views
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        let mut all = Vec::new();
-        for v in views {
-            all.extend(v.live_views());
-            all.push(v);
-        }
-        all
-    }
-
-    /// The final counts of this dispatcher's dropped ad-hoc views (and theirs), by name.
-    pub(crate) fn retired_views(&self) -> Vec<Stats> {
-        lock(&self.adhoc).retired.clone()
-    }
-
-    fn retire(&self, mut stats: Vec<Stats>) {
-        let mut adhoc = lock(&self.adhoc);
-        for s in stats.drain(..) {
-            match adhoc.retired.iter_mut().find(|r| r.name == s.name) {
-                Some(r) => r.absorb(&s),
-                None => adhoc.retired.push(s),
-            }
-        }
-    }
-
     // ----- shutdown and reading ------------------------------------------------------------------
 
     /// Stops admission; waiters and new submissions get `ShuttingDown`.
@@ -401,17 +321,5 @@ impl DispatcherCore {
             self.executor.parallelism(),
             self.admission.capacity(),
         )
-    }
-}
-
-impl Drop for DispatcherCore {
-    /// A dropped ad-hoc view hands its counts (and those of its own dropped views) to the
-    /// dispatcher it was made on, so the shutdown report keeps them.
-    fn drop(&mut self) {
-        if let Some(parent) = &self.parent {
-            let mut stats = std::mem::take(&mut lock(&self.adhoc).retired);
-            stats.push(self.stats());
-            parent.retire(stats);
-        }
     }
 }
