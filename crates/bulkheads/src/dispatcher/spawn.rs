@@ -1,7 +1,8 @@
 //! The one spawn path. Every task of every kind, whatever call created it, is admitted,
-//! named, counted, registered as live, given a child of its caller's span and handed to its
-//! dispatcher's executor here; the runner (`task/runner.rs`) then decides and records it. A
-//! kind only supplies *how to run* a task (`executor.rs`).
+//! named, counted, registered as live, given a child of its caller's span (and, for async
+//! work with the `await-tree` feature, its own await-tree) and handed to its dispatcher's
+//! executor here; the runner (`task/runner.rs`) then decides and records it. A kind only
+//! supplies *how to run* a task (`executor.rs`).
 //!
 //! Work awaited with `run*` from a thread that holds a slot of the same dispatcher (a job on a
 //! pool waiting for more work on that pool, a view's task waiting for the view) runs inline, on
@@ -173,13 +174,26 @@ impl DispatcherCore {
         }
     }
 
-    /// An admitted task, counted, on its way to an executor.
-    fn new_task<F>(&self, meta: Meta, work: WorkKind, fut: F, slot: Slot, gated: bool) -> NewTask<F>
+    /// An admitted task, counted, on its way to an executor. Its work is rooted in an
+    /// await-tree here, the one place every task passes (async work, `await-tree` feature;
+    /// otherwise the work is unchanged).
+    fn new_task<F>(
+        &self,
+        meta: Meta,
+        work: WorkKind,
+        fut: F,
+        slot: Slot,
+        gated: bool,
+    ) -> NewTask<impl Future<Output = F::Output> + Send + use<F>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         self.accounts.admitted(&meta.info);
+        let fut = self
+            .shared
+            .trees
+            .instrument(&meta.info, work == WorkKind::Async, fut);
         NewTask {
             header: Header {
                 info: meta.info,
@@ -241,7 +255,10 @@ impl DispatcherCore {
         meta: Meta,
         work: WorkKind,
         fut: F,
-    ) -> (Spawned<F::Output>, TaskFuture<F>)
+    ) -> (
+        Spawned<F::Output>,
+        TaskFuture<impl Future<Output = F::Output> + Send + use<F>>,
+    )
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -259,7 +276,10 @@ impl DispatcherCore {
         meta: Meta,
         fut: F,
         slot: Slot,
-    ) -> (Spawned<F::Output>, TaskFuture<F>)
+    ) -> (
+        Spawned<F::Output>,
+        TaskFuture<impl Future<Output = F::Output> + Send + use<F>>,
+    )
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
