@@ -8,6 +8,11 @@
 //! as long as the work: the runner drops the work when the task ends, and the tree goes with
 //! it. A dump renders the tree of each task it finds ([`Trees::render`]).
 //!
+//! Cost: `await-tree`'s registry is one hash map of weak references behind a lock, written once
+//! per async task (three small allocations with it). Measured at about 2 µs per task on a fan-out
+//! of 100k no-op tasks over a view (see the feature's docs in `lib.rs`); a dump reads one entry
+//! per task (a read lock and a copy of the tree each), never the whole map under one lock.
+//!
 //! Without the feature `Trees` is empty, `instrument` returns the work itself (the same type,
 //! so the same code as before) and `render` finds nothing.
 
