@@ -70,6 +70,21 @@
 //! assert_eq!(report.dispatcher("legacy_db").unwrap().rejected, 1);
 //! # Ok(()) }
 //! ```
+//!
+//! # Cargo features
+//!
+//! None is on by default.
+//!
+//! - **`serde`**: `Dump::to_json` and `Suspect::to_json`, dumps as JSON.
+//! - **`signal`** (Unix): `Dispatchers::dump_on_sigusr1`, a dump whenever the process gets
+//!   `SIGUSR1`.
+//! - **`await-tree`**: per-task async backtraces in dumps, "which `.await` is this task parked
+//!   on" ([`TaskDump::await_tree`]). Every async task gets its own tree, rooted in its name;
+//!   mark the awaits worth seeing with `.instrument_await("label")` from the re-exported
+//!   `bulkheads::await_tree` crate. Blocking closures are untouched. It costs about 2.3 µs per
+//!   async task (100k no-op tasks spawned on a view and joined: 1.1 µs each without it, 3.5 µs
+//!   with it; mostly the tree registry's hash map and allocations), and a dump about 1.4 µs
+//!   more per async task it shows.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -128,3 +143,8 @@ pub use crate::supervisor::scope::{Scope, ScopeError, ScopeFailure, ScopeTask};
 pub use crate::supervisor::supervisor::{Child, Supervisor, SupervisorBuilder};
 pub use crate::supervisor::supervisor_scope::{SupervisorReport, SupervisorScope};
 pub use crate::validate::{CPU, DEFAULT_MAX_THREADS, MAIN};
+
+/// The [`await-tree`](https://docs.rs/await-tree/0.3) crate (the `await-tree` feature), for
+/// `InstrumentAwait::instrument_await`: see [`TaskDump::await_tree`].
+#[cfg(feature = "await-tree")]
+pub use await_tree;

@@ -23,7 +23,8 @@ use crate::registry::Dispatchers;
 ///
 /// `Display` renders a tree: each dispatcher with a summary line (running, queued, callers
 /// waiting for room, the oldest task's age), then its tasks grouped by scope or supervisor,
-/// one line each.
+/// one line each, each followed by its [await-tree](TaskDump::await_tree) indented below it
+/// when it has one (the `await-tree` feature).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Dump {
@@ -78,14 +79,22 @@ impl Dump {
     }
 }
 
-/// The live tasks of `core`, read at `now`, oldest first.
+/// The live tasks of `core`, read at `now`, oldest first, each async one with its await-tree
+/// (the `await-tree` feature).
 pub(crate) fn tasks_of(core: &DispatcherCore, now: Instant) -> Vec<TaskDump> {
+    let trees = &core.shared.trees;
     let mut tasks: Vec<TaskDump> = core
         .accounts
         .live
         .live()
         .iter()
-        .map(|t| t.dump(now))
+        .map(|t| {
+            let mut dump = t.dump(now);
+            if !dump.blocking {
+                dump.await_tree = trees.render(dump.id);
+            }
+            dump
+        })
         .collect();
     tasks.sort_by(|a, b| b.age.cmp(&a.age).then(a.id.cmp(&b.id)));
     tasks
@@ -194,6 +203,9 @@ impl fmt::Display for Dump {
                 };
                 for t in tasks {
                     writeln!(f, "{indent}{t}")?;
+                    for line in t.await_tree.iter().flat_map(|tree| tree.lines()) {
+                        writeln!(f, "{indent}    {line}")?;
+                    }
                 }
             }
         }

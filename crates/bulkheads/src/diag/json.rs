@@ -49,6 +49,7 @@ struct JsonTask<'a> {
     since_last_poll_ms: Option<f64>,
     polls: u32,
     busy_ms: f64,
+    await_tree: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -74,6 +75,7 @@ fn task(t: &TaskDump) -> JsonTask<'_> {
         since_last_poll_ms: t.since_last_poll.map(ms),
         polls: t.polls,
         busy_ms: ms(t.busy),
+        await_tree: t.await_tree.as_deref(),
     }
 }
 
@@ -103,8 +105,10 @@ impl Dump {
     /// The dump as pretty-printed JSON (the `serde` feature): `live_tasks`, `took_ms`,
     /// `open_scopes` and `dispatchers`, each with its gauges and its `tasks` (`id`, `name`,
     /// `dispatcher`, `parent`, `state`, `blocking`, `detached`, `cancel_requested`,
-    /// `spawned_at`, `age_ms`, `since_last_poll_ms`, `polls`, `busy_ms`). Durations are
-    /// milliseconds; `state` is [`TaskState::label`](crate::TaskState::label).
+    /// `spawned_at`, `age_ms`, `since_last_poll_ms`, `polls`, `busy_ms`, `await_tree`).
+    /// Durations are milliseconds; `state` is [`TaskState::label`](crate::TaskState::label);
+    /// `await_tree` is [`TaskDump::await_tree`](crate::TaskDump::await_tree) as one string
+    /// (`null` without the `await-tree` feature).
     ///
     /// ```
     /// # #[tokio::main] async fn main() {

@@ -1,6 +1,7 @@
 //! Live diagnostics: what a dump shows of one task (`task.rs`), dumps of a whole registry
 //! (`dump.rs`), the suspects they point at (`suspects.rs`), dumps as JSON (`json.rs`, the
-//! `serde` feature) and dumps on `SIGUSR1` (`signal.rs`, the `signal` feature).
+//! `serde` feature), dumps on `SIGUSR1` (`signal.rs`, the `signal` feature) and per-task async
+//! backtraces (`trees.rs`, the `await-tree` feature; without it an empty shell).
 
 pub(crate) mod dump;
 #[cfg(feature = "serde")]
@@ -9,3 +10,4 @@ mod json;
 pub(crate) mod signal;
 pub(crate) mod suspects;
 pub(crate) mod task;
+pub(crate) mod trees;

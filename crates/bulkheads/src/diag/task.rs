@@ -81,10 +81,56 @@ pub struct TaskDump {
     pub polls: u32,
     /// Time spent being polled (or running, for blocking work).
     pub busy: Duration,
+    /// Which `.await` the task is parked on (the `await-tree` feature): its await-tree
+    /// rendered when the dump was taken, one span per line, children indented by two spaces,
+    /// each with the time since it was first polled (a coarse clock: a few milliseconds), the
+    /// span being polled now marked `<== current`. The root names the task (its name, or
+    /// `task #42`); below it come the futures it awaits that were marked with
+    /// [`instrument_await`](https://docs.rs/await-tree/0.3/await_tree/trait.InstrumentAwait.html),
+    /// nested as they nest. Unmarked awaits do not show.
+    ///
+    /// Every async task started through bulkheads runs in its own tree, keyed by its id;
+    /// nothing needs setting up but the marks. Mark with the trait re-exported as
+    /// `bulkheads::await_tree::InstrumentAwait` (or depend on the same 0.3 version of
+    /// `await-tree`): a future marked with another version's trait finds no tree.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "await-tree"))] fn main() {}
+    /// # #[cfg(feature = "await-tree")]
+    /// # #[tokio::main] async fn main() {
+    /// use bulkheads::await_tree::InstrumentAwait;
+    ///
+    /// let dispatchers = bulkheads::Dispatchers::builder().cpu_threads(1).build().unwrap();
+    /// let cpu = dispatchers.cpu();
+    /// let (reply_tx, reply_rx) = tokio::sync::oneshot::channel::<u32>();
+    /// let task = cpu.task("fetch-user").spawn(async move {
+    ///     reply_rx.instrument_await("waiting for the reply").await
+    /// });
+    /// cpu.run(async {}).await.unwrap(); // the one cpu thread has polled it by now
+    ///
+    /// let dump = dispatchers.dump();
+    /// let tree = dump.tasks().next().unwrap().await_tree.as_deref().unwrap();
+    /// assert!(tree.starts_with("fetch-user ["));
+    /// assert!(tree.contains("\n  waiting for the reply ["));
+    /// println!("{dump}");
+    /// // bulkheads dump: 1 live task(s) in 1 dispatcher(s), taken in ...
+    /// // dispatcher 'cpu' (runtime, 1 thread): 0 running, 1 idle, 0 queued, 0 waiting for room, ...
+    /// //   #1 'fetch-user' idle at an await for ..., 1 poll, spawned at src/main.rs:8:37
+    /// //       fetch-user [1.204s]
+    /// //         waiting for the reply [1.204s]
+    /// reply_tx.send(7).unwrap();
+    /// assert_eq!(task.await.unwrap(), Ok(7));
+    /// # }
+    /// ```
+    ///
+    /// `None` for blocking closures (they have no `.await`), callers waiting for admission,
+    /// and every task when the feature is off. The field is there with or without the
+    /// feature, so code that reads it compiles either way.
+    pub await_tree: Option<String>,
 }
 
 impl fmt::Display for TaskDump {
-    /// One line: `#42 'nightly-vacuum' running blocking code for 1.2s, 1.2s old, busy 1.2s, 1
+    /// One line (the await-tree is not in it: [`Dump`](crate::Dump) shows it under the line): `#42 'nightly-vacuum' running blocking code for 1.2s, 1.2s old, busy 1.2s, 1
     /// poll, detached, spawned at src/main.rs:10:5`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.id)?;

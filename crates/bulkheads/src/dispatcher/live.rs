@@ -162,6 +162,7 @@ impl LiveTask for Waiter {
             since_last_poll: None,
             polls: 0,
             busy: std::time::Duration::ZERO,
+            await_tree: None,
         }
     }
 }

@@ -24,3 +24,4 @@ pub(crate) mod spawn;
 pub(crate) mod stats;
 pub(crate) mod task;
 pub(crate) mod task_builder;
+pub(crate) mod views;

@@ -1,7 +1,8 @@
 //! The one spawn path. Every task of every kind, whatever call created it, is admitted,
-//! named, counted, registered as live, given a child of its caller's span and handed to its
-//! dispatcher's executor here; the runner (`task/runner.rs`) then decides and records it. A
-//! kind only supplies *how to run* a task (`executor.rs`).
+//! named, counted, registered as live, given a child of its caller's span (and, for async
+//! work with the `await-tree` feature, its own await-tree) and handed to its dispatcher's
+//! executor here; the runner (`task/runner.rs`) then decides and records it. A kind only
+//! supplies *how to run* a task (`executor.rs`).
 //!
 //! Work awaited with `run*` from a thread that holds a slot of the same dispatcher (a job on a
 //! pool waiting for more work on that pool, a view's task waiting for the view) runs inline, on
@@ -20,7 +21,6 @@ use super::admission::{Admission, GatePass, Slot};
 use super::executor::Base;
 use super::kind::Kind;
 use super::kinds::AnyExecutor;
-use super::kinds::limited::LimitedView;
 use super::live::Waiter;
 use super::stats::Stats;
 use super::task::NewTask;
@@ -32,7 +32,6 @@ use super::task::runner::TaskFuture;
 use super::task::state::State;
 use crate::error::{DispatchError, RejectReason};
 use crate::registry::shared::Shared;
-use crate::sync::lock;
 
 /// Who a task will be, settled at the call (its span is the caller's context then).
 pub(crate) struct Meta {
@@ -49,20 +48,20 @@ pub(crate) struct DispatcherCore {
     pub executor: AnyExecutor,
     pub shared: Arc<Shared>,
     /// Views made on this dispatcher with `Dispatcher::limited`, and the counts of those
-    /// already dropped, so that shutdown drains and reports them all.
-    adhoc: Mutex<AdHoc>,
+    /// already dropped, so that shutdown drains and reports them all (see `views.rs`).
+    pub(super) adhoc: Mutex<AdHoc>,
     /// For an ad-hoc view: the dispatcher it was made on, which keeps its counts once it is
     /// dropped.
-    parent: Option<Arc<DispatcherCore>>,
+    pub(super) parent: Option<Arc<DispatcherCore>>,
 }
 
 #[derive(Default)]
-struct AdHoc {
-    views: Vec<Weak<DispatcherCore>>,
+pub(super) struct AdHoc {
+    pub(super) views: Vec<Weak<DispatcherCore>>,
     /// Final counts of dropped views, merged by name.
-    retired: Vec<Stats>,
+    pub(super) retired: Vec<Stats>,
     /// Set when shutdown collects the views: a view made later is closed at birth.
-    closing: bool,
+    pub(super) closing: bool,
 }
 
 impl DispatcherCore {
@@ -175,13 +174,26 @@ impl DispatcherCore {
         }
     }
 
-    /// An admitted task, counted, on its way to an executor.
-    fn new_task<F>(&self, meta: Meta, work: WorkKind, fut: F, slot: Slot, gated: bool) -> NewTask<F>
+    /// An admitted task, counted, on its way to an executor. Its work is rooted in an
+    /// await-tree here, the one place every task passes (async work, `await-tree` feature;
+    /// otherwise the work is unchanged).
+    fn new_task<F>(
+        &self,
+        meta: Meta,
+        work: WorkKind,
+        fut: F,
+        slot: Slot,
+        gated: bool,
+    ) -> NewTask<impl Future<Output = F::Output> + Send + use<F>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         self.accounts.admitted(&meta.info);
+        let fut = self
+            .shared
+            .trees
+            .instrument(&meta.info, work == WorkKind::Async, fut);
         NewTask {
             header: Header {
                 info: meta.info,
@@ -243,7 +255,10 @@ impl DispatcherCore {
         meta: Meta,
         work: WorkKind,
         fut: F,
-    ) -> (Spawned<F::Output>, TaskFuture<F>)
+    ) -> (
+        Spawned<F::Output>,
+        TaskFuture<impl Future<Output = F::Output> + Send + use<F>>,
+    )
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -261,7 +276,10 @@ impl DispatcherCore {
         meta: Meta,
         fut: F,
         slot: Slot,
-    ) -> (Spawned<F::Output>, TaskFuture<F>)
+    ) -> (
+        Spawned<F::Output>,
+        TaskFuture<impl Future<Output = F::Output> + Send + use<F>>,
+    )
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -270,84 +288,6 @@ impl DispatcherCore {
             .new_task(meta, WorkKind::Async, fut, slot, true)
             .runner();
         (self.register(cell), runner)
-    }
-
-    // ----- views ---------------------------------------------------------------------------------
-
-    /// An ad-hoc view over this dispatcher, adopted by it so that shutdown drains and reports
-    /// it. On a dispatcher already shutting down the view is closed at birth.
-    pub(crate) fn make_view(self: &Arc<Self>, parallelism: usize) -> Arc<DispatcherCore> {
-        let name: Arc<str> = format!("{}.limited({parallelism})", self.name()).into();
-        let accounts = Arc::new(
-            Accounts::new(name, Kind::Limited, self.accounts.failures.clone())
-                .with_tracking(self.accounts.track),
-        );
-        let view = LimitedView::new(parallelism, self.as_base(), accounts.clone());
-        let mut core = DispatcherCore::new(
-            accounts,
-            Admission::capped(&Default::default()),
-            view.into(),
-            self.shared.clone(),
-        );
-        core.parent = Some(self.clone());
-        let core = Arc::new(core);
-        let mut adhoc = lock(&self.adhoc);
-        if adhoc.closing {
-            drop(adhoc);
-            lock(&core.adhoc).closing = true;
-            core.close();
-            core.executor.close();
-        } else {
-            adhoc.views.retain(|w| w.strong_count() > 0);
-            adhoc.views.push(Arc::downgrade(&core));
-        }
-        core
-    }
-
-    /// Marks this dispatcher's ad-hoc views as closing and returns those alive now, views of
-    /// views first, newest first. Views made later are closed at birth.
-    pub(crate) fn collect_views(&self) -> Vec<Arc<DispatcherCore>> {
-        let views: Vec<Arc<DispatcherCore>> = {
-            let mut adhoc = lock(&self.adhoc);
-            adhoc.closing = true;
-            adhoc.views.iter().rev().filter_map(Weak::upgrade).collect()
-        };
-        let mut all = Vec::new();
-        for v in views {
-            all.extend(v.collect_views());
-            all.push(v);
-        }
-        all
-    }
-
-    /// This dispatcher's ad-hoc views alive now (and theirs), without closing anything.
-    pub(crate) fn live_views(&self) -> Vec<Arc<DispatcherCore>> {
-        let views: Vec<Arc<DispatcherCore>> = lock(&self.adhoc)
-            .views
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        let mut all = Vec::new();
-        for v in views {
-            all.extend(v.live_views());
-            all.push(v);
-        }
-        all
-    }
-
-    /// The final counts of this dispatcher's dropped ad-hoc views (and theirs), by name.
-    pub(crate) fn retired_views(&self) -> Vec<Stats> {
-        lock(&self.adhoc).retired.clone()
-    }
-
-    fn retire(&self, mut stats: Vec<Stats>) {
-        let mut adhoc = lock(&self.adhoc);
-        for s in stats.drain(..) {
-            match adhoc.retired.iter_mut().find(|r| r.name == s.name) {
-                Some(r) => r.absorb(&s),
-                None => adhoc.retired.push(s),
-            }
-        }
     }
 
     // ----- shutdown and reading ------------------------------------------------------------------
@@ -401,17 +341,5 @@ impl DispatcherCore {
             self.executor.parallelism(),
             self.admission.capacity(),
         )
-    }
-}
-
-impl Drop for DispatcherCore {
-    /// A dropped ad-hoc view hands its counts (and those of its own dropped views) to the
-    /// dispatcher it was made on, so the shutdown report keeps them.
-    fn drop(&mut self) {
-        if let Some(parent) = &self.parent {
-            let mut stats = std::mem::take(&mut lock(&self.adhoc).retired);
-            stats.push(self.stats());
-            parent.retire(stats);
-        }
     }
 }

@@ -1,5 +1,5 @@
-//! What a registry shares with each of its dispatchers: task ids, the control runtime, and
-//! the scopes running now. Low in the crate (it names no dispatcher), so that the
+//! What a registry shares with each of its dispatchers: task ids, the control runtime, the
+//! scopes running now, and the tasks' async backtraces (the `await-tree` feature). Low in the crate (it names no dispatcher), so that the
 //! spawn path can hold it.
 
 use std::collections::BTreeSet;
@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
 
+use crate::diag::trees::Trees;
 use crate::dispatcher::task::id::TaskIds;
 use crate::sync::lock;
 
@@ -17,6 +18,9 @@ pub(crate) struct Shared {
     pub control: Handle,
     /// Paths of the scopes running now: a task whose scope is not among them outlived it.
     open_scopes: Mutex<BTreeSet<Arc<str>>>,
+    /// Every live async task's await-tree, by task id (empty without the `await-tree`
+    /// feature).
+    pub trees: Trees,
 }
 
 impl Shared {
@@ -25,6 +29,7 @@ impl Shared {
             ids: TaskIds::new(),
             control,
             open_scopes: Mutex::new(BTreeSet::new()),
+            trees: Trees::new(),
         })
     }
 

@@ -138,6 +138,8 @@ where
             since_last_poll: probed.since_last_poll,
             polls: probed.polls,
             busy: probed.busy,
+            // Read from the registry's trees by the dump (`diag/dump.rs`).
+            await_tree: None,
         };
         if blocking && probed.in_poll {
             // A blocking closure's one poll is its whole run: it is busy until it returns.

@@ -1,0 +1,103 @@
+//! Ad-hoc views (`Dispatcher::limited`): made on a dispatcher, adopted by it so that shutdown
+//! drains and reports them, and their counts kept by it once they are dropped. The list lives
+//! in the dispatcher's core (`spawn.rs`, `AdHoc`); this file is what is done with it.
+
+use std::sync::{Arc, Weak};
+
+use super::accounts::Accounts;
+use super::admission::Admission;
+use super::kind::Kind;
+use super::kinds::limited::LimitedView;
+use super::spawn::DispatcherCore;
+use super::stats::Stats;
+use crate::sync::lock;
+
+impl DispatcherCore {
+    /// An ad-hoc view over this dispatcher, adopted by it so that shutdown drains and reports
+    /// it. On a dispatcher already shutting down the view is closed at birth.
+    pub(crate) fn make_view(self: &Arc<Self>, parallelism: usize) -> Arc<DispatcherCore> {
+        let name: Arc<str> = format!("{}.limited({parallelism})", self.name()).into();
+        let accounts = Arc::new(
+            Accounts::new(name, Kind::Limited, self.accounts.failures.clone())
+                .with_tracking(self.accounts.track),
+        );
+        let view = LimitedView::new(parallelism, self.as_base(), accounts.clone());
+        let mut core = DispatcherCore::new(
+            accounts,
+            Admission::capped(&Default::default()),
+            view.into(),
+            self.shared.clone(),
+        );
+        core.parent = Some(self.clone());
+        let core = Arc::new(core);
+        let mut adhoc = lock(&self.adhoc);
+        if adhoc.closing {
+            drop(adhoc);
+            lock(&core.adhoc).closing = true;
+            core.close();
+            core.executor.close();
+        } else {
+            adhoc.views.retain(|w| w.strong_count() > 0);
+            adhoc.views.push(Arc::downgrade(&core));
+        }
+        core
+    }
+
+    /// Marks this dispatcher's ad-hoc views as closing and returns those alive now, views of
+    /// views first, newest first. Views made later are closed at birth.
+    pub(crate) fn collect_views(&self) -> Vec<Arc<DispatcherCore>> {
+        let views: Vec<Arc<DispatcherCore>> = {
+            let mut adhoc = lock(&self.adhoc);
+            adhoc.closing = true;
+            adhoc.views.iter().rev().filter_map(Weak::upgrade).collect()
+        };
+        let mut all = Vec::new();
+        for v in views {
+            all.extend(v.collect_views());
+            all.push(v);
+        }
+        all
+    }
+
+    /// This dispatcher's ad-hoc views alive now (and theirs), without closing anything.
+    pub(crate) fn live_views(&self) -> Vec<Arc<DispatcherCore>> {
+        let views: Vec<Arc<DispatcherCore>> = lock(&self.adhoc)
+            .views
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut all = Vec::new();
+        for v in views {
+            all.extend(v.live_views());
+            all.push(v);
+        }
+        all
+    }
+
+    /// The final counts of this dispatcher's dropped ad-hoc views (and theirs), by name.
+    pub(crate) fn retired_views(&self) -> Vec<Stats> {
+        lock(&self.adhoc).retired.clone()
+    }
+
+    fn retire(&self, mut stats: Vec<Stats>) {
+        let mut adhoc = lock(&self.adhoc);
+        for s in stats.drain(..) {
+            match adhoc.retired.iter_mut().find(|r| r.name == s.name) {
+                Some(r) => r.absorb(&s),
+                None => adhoc.retired.push(s),
+            }
+        }
+    }
+}
+
+impl Drop for DispatcherCore {
+    /// A dropped ad-hoc view hands its counts (and those of its own dropped views) to the
+    /// dispatcher it was made on, so the shutdown report keeps them.
+    fn drop(&mut self) {
+        if let Some(parent) = &self.parent {
+            let mut stats = std::mem::take(&mut lock(&self.adhoc).retired);
+            stats.push(self.stats());
+            parent.retire(stats);
+        }
+    }
+}
