@@ -1,0 +1,1 @@
+//! End-to-end tests of the bulkheads crates live in `tests/`; this library is empty.
