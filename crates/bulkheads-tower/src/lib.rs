@@ -108,6 +108,9 @@ mod service;
 #[cfg(feature = "axum")]
 pub mod http;
 
+#[cfg(test)]
+mod tests;
+
 pub use crate::error::BulkheadError;
 pub use crate::layer::BulkheadLayer;
 pub use crate::service::Bulkhead;
