@@ -95,18 +95,18 @@ impl BulkheadLayer {
 
     /// Makes the response of every [`DispatchError`] (rejected, panicked, cancelled) with `f`
     /// instead of the table above. A `503` or `429` response of `f` without a `Retry-After`
-    /// header gets the layer's. A panic is still logged. `Rejection::from(err)` gives the
-    /// default response, for the cases `f` leaves alone.
+    /// header gets the layer's. A panic is still logged. [`default_response`](super::default_response)
+    /// gives the default response, for the cases `f` leaves alone.
     ///
     /// ```
     /// use axum::{http::StatusCode, response::IntoResponse};
-    /// use bulkheads_tower::http::BulkheadLayer;
+    /// use bulkheads_tower::http::{BulkheadLayer, default_response};
     /// # let d = bulkheads::Dispatchers::builder().build().unwrap();
     /// let layer = BulkheadLayer::new(d.cpu()).on_reject(|err| {
     ///     if err.is_rejected() {
     ///         (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response()
     ///     } else {
-    ///         (StatusCode::INTERNAL_SERVER_ERROR, "sorry").into_response()
+    ///         default_response(err)
     ///     }
     /// });
     /// # drop(layer);
@@ -151,7 +151,7 @@ impl Responder {
     pub(crate) fn respond(&self, error: &DispatchError) -> Response {
         rejection::log_failure(error);
         match &self.on_reject {
-            None => rejection::default_response(error, || self.retry_after_seconds()),
+            None => rejection::response_of(error, || self.retry_after_seconds()),
             Some(f) => {
                 let mut response = f(error);
                 let status = response.status();

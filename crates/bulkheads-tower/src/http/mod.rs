@@ -59,5 +59,5 @@ mod service;
 pub use self::counters::RESPONSES;
 pub use self::future::ResponseFuture;
 pub use self::layer::BulkheadLayer;
-pub use self::rejection::Rejection;
+pub use self::rejection::{Rejection, default_response};
 pub use self::service::Bulkhead;

@@ -108,7 +108,7 @@ impl fmt::Display for Rejection {
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         log_failure(&self.error);
-        let mut response = default_response(&self.error, || {
+        let mut response = response_of(&self.error, || {
             self.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)
         });
         let dispatcher = self.error.dispatcher();
@@ -134,11 +134,28 @@ pub(crate) fn status_of(error: &DispatchError) -> StatusCode {
     }
 }
 
-/// The default response of `error`; `retry_after` (seconds) is asked for only for a 503.
-pub(crate) fn default_response(
-    error: &DispatchError,
-    retry_after: impl FnOnce() -> u64,
-) -> Response {
+/// The response a [`BulkheadLayer`](super::BulkheadLayer) gives by default for `error`,
+/// without its `Retry-After` header (the layer adds one to a 503 that has none): for an
+/// [`on_reject`](super::BulkheadLayer::on_reject) function to fall back on. It neither logs
+/// nor counts.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use axum::http::StatusCode;
+/// use bulkheads::{BlockingConfig, Dispatchers};
+/// use bulkheads_tower::http::default_response;
+///
+/// let d = Dispatchers::builder().blocking("db", BlockingConfig::threads(1).queue(0)).build()?;
+/// let db = d.get("db")?;
+/// let _held = db.try_reserve()?;
+/// let err = db.run_blocking(|| ()).await.unwrap_err();
+/// let response = default_response(&err);
+/// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+/// let body = axum::body::to_bytes(response.into_body(), 100).await?;
+/// assert_eq!(body, "service unavailable (queue_full)\n");
+/// # Ok(()) }
+/// ```
+pub fn default_response(error: &DispatchError) -> Response {
     let status = status_of(error);
     if status != StatusCode::SERVICE_UNAVAILABLE {
         return (status, "internal server error\n").into_response();
@@ -147,8 +164,16 @@ pub(crate) fn default_response(
         Some(reason) => reason.label(),
         None => "cancelled",
     };
-    let mut response = (status, format!("service unavailable ({what})\n")).into_response();
-    set_retry_after(&mut response, retry_after());
+    (status, format!("service unavailable ({what})\n")).into_response()
+}
+
+/// The default response of `error`, with `Retry-After` on a 503 (seconds, asked for only
+/// then).
+pub(crate) fn response_of(error: &DispatchError, retry_after: impl FnOnce() -> u64) -> Response {
+    let mut response = default_response(error);
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        set_retry_after(&mut response, retry_after());
+    }
     response
 }
 
