@@ -321,3 +321,74 @@ async fn the_layer_works_in_a_service_builder_with_boxed_errors() {
     assert!(err.is_rejected());
     drop(held);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_only_rejects_work_that_waited_at_the_gate_past_the_queue_deadline() {
+    use bulkheads::RuntimeConfig;
+    use tokio::sync::oneshot;
+
+    enum Req {
+        /// Tells the test it started, then holds the dispatcher's only in-flight place.
+        Hold(oneshot::Sender<()>, oneshot::Receiver<()>),
+        Quick,
+    }
+    let deadline = Duration::from_millis(30);
+    let d = Dispatchers::builder()
+        .cpu_threads(1)
+        .runtime(
+            "gated",
+            RuntimeConfig::workers(1)
+                .max_concurrent(1)
+                .queue(1)
+                .queue_deadline(deadline),
+        )
+        .build()
+        .unwrap();
+    let rt = d.get("gated").unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let svc = BulkheadLayer::new(rt.clone())
+        .admission_only()
+        .layer(service_fn(move |req: Req| {
+            let r = r.clone();
+            async move {
+                r.fetch_add(1, Ordering::SeqCst);
+                if let Req::Hold(started, release) = req {
+                    started.send(()).unwrap();
+                    release.await.unwrap();
+                }
+                Ok::<_, Infallible>(())
+            }
+        }));
+    let (started_tx, started_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel();
+    let holder = tokio::spawn(svc.clone().oneshot(Req::Hold(started_tx, release_rx)));
+    tokio::time::timeout(HANG, started_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    // Admitted (the queue's place), waiting at the in-flight gate in the caller's task.
+    let waiter = tokio::spawn(svc.oneshot(Req::Quick));
+    // The condition under test: time passing beyond the deadline while it waits.
+    tokio::time::sleep(deadline * 2).await;
+    release_tx.send(()).unwrap();
+    tokio::time::timeout(HANG, holder)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let err = tokio::time::timeout(HANG, waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.reject_reason(),
+            Some(RejectReason::QueueDeadline { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the stale request never ran");
+    assert_eq!(rt.stats().rejected.queue_deadline, 1);
+}
