@@ -13,9 +13,10 @@ use crate::error::BulkheadError;
 /// The response future of a [`Bulkhead`](crate::Bulkhead): the inner service's future running
 /// on (or admitted by) the dispatcher, or the rejection decided in `poll_ready`.
 ///
-/// Dropping it cancels the request's work: work not started never starts and its slot is free
-/// at once; async work stops at its next `.await`; a blocking call already running in it runs
-/// to its end on its thread (the dispatcher counts it as abandoned).
+/// Dropping it cancels the request's work: work not started never starts, and its slot is
+/// free for the next request at once on a blocking pool (on a runtime or a view, when that
+/// runtime next polls the task); started work stops at its next `.await`. A blocking call
+/// already running inside it cannot be interrupted: it runs to its end on its thread first.
 #[must_use = "futures do nothing unless polled; dropping this one cancels the request"]
 pub struct ResponseFuture<R, E> {
     state: State<R, E>,

@@ -44,10 +44,13 @@ pub(crate) enum Mode {
 /// ```
 #[derive(Clone)]
 pub struct BulkheadLayer {
+    /// Set by `new`; a clone goes to every service made.
     dispatcher: Dispatcher,
-    /// The dispatcher's name, made once here and shared by every error that names it.
+    /// The dispatcher's name, made once by `new` and shared by every error that names it.
     name: Arc<str>,
+    /// `Pinned` from `new`; set to `AdmissionOnly` by `admission_only`.
     mode: Mode,
+    /// Set by `task_name`; cloned onto every request's reservation.
     task_name: Option<Cow<'static, str>>,
 }
 

@@ -34,8 +34,9 @@ use crate::layer::Mode;
 /// A slot taken by `poll_ready` stays taken until `call` spends it or the service is dropped
 /// (as with tower's `ConcurrencyLimit`), so call soon after `poll_ready`.
 pub struct Bulkhead<S> {
+    /// The wrapped service: polled ready before a slot is taken, called with the slot.
     inner: S,
-    /// What every clone shares.
+    /// What every clone shares; set when the service is made.
     shared: Arc<Shared>,
     /// This service's admission for its next request. Set by `poll_ready`, taken by `call`.
     admission: Admission,
@@ -43,10 +44,13 @@ pub struct Bulkhead<S> {
 
 /// What every clone of a [`Bulkhead`] shares, set when it is made.
 struct Shared {
+    /// Asked for a slot by every `poll_ready`.
     dispatcher: Dispatcher,
     /// The dispatcher's name, for errors that name it.
     name: Arc<str>,
+    /// Whether `call` spends the slot with `run` (pinned) or `run_here` (admission only).
     mode: Mode,
+    /// The name `call` gives every request's task, if any.
     task_name: Option<Cow<'static, str>>,
 }
 

@@ -28,7 +28,9 @@ pub(crate) fn describe() {
 /// The counter handles of one dispatcher, by status code (100 to 599; the codes above, which
 /// no standard defines, are registered at each response).
 pub(crate) struct StatusCounters {
+    /// The `dispatcher` label.
     dispatcher: Arc<str>,
+    /// Index `status - 100`; each set by the first response of its status, then reused.
     by_code: Box<[OnceLock<Counter>]>,
 }
 

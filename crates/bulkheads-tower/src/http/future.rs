@@ -18,7 +18,10 @@ use crate::error::BulkheadError;
 /// request's work, as [`crate::future::ResponseFuture`] does.
 #[must_use = "futures do nothing unless polled; dropping this one cancels the request"]
 pub struct ResponseFuture<R> {
+    /// The generic response future, made by `call`; polled until it resolves.
     inner: crate::future::ResponseFuture<R, Infallible>,
+    /// The layer's responder, cloned by `call`: turns the outcome into a response and counts
+    /// it.
     responder: Arc<Responder>,
 }
 

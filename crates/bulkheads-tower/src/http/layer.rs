@@ -42,7 +42,10 @@ type OnReject = dyn Fn(&DispatchError) -> Response + Send + Sync;
 /// `bulkheads_http_responses_total{dispatcher, status}`: see [`RESPONSES`](super::RESPONSES).
 #[derive(Clone)]
 pub struct BulkheadLayer {
+    /// Admission and mode: set by `new`, `admission_only` and `task_name`.
     generic: crate::BulkheadLayer,
+    /// Responses and counts: set by `new`, `retry_after` and `on_reject`; a clone in an `Arc`
+    /// goes to every service made.
     responder: Responder,
 }
 
@@ -140,7 +143,9 @@ pub(crate) struct Responder {
     fixed: Option<u64>,
     /// Set by [`BulkheadLayer::on_reject`].
     on_reject: Option<Arc<OnReject>>,
+    /// The estimate, made by `BulkheadLayer::new`; read by every 503 without a fixed value.
     retry_after: Arc<RetryAfter>,
+    /// Made by `BulkheadLayer::new`; counts every response.
     counters: Arc<StatusCounters>,
     /// The dispatcher's name.
     pub(crate) name: Arc<str>,

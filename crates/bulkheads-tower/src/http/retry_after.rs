@@ -36,7 +36,9 @@ struct Sample {
 
 /// The estimate of one layer, shared by every service it makes.
 pub(crate) struct RetryAfter {
+    /// Whose `Stats` are sampled.
     dispatcher: Dispatcher,
+    /// Time zero of `next_sample` and of the samples.
     origin: Instant,
     /// Nanoseconds since `origin` before which the estimate is fresh. Set by `sample`.
     next_sample: AtomicU64,
