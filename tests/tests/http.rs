@@ -49,6 +49,8 @@ async fn a_burst_of_ten_times_capacity_serves_capacity_and_rejects_the_rest_with
     let (gate, mut entered) = Gate::new();
     let server = Server::start(report_app(BulkheadLayer::new(pool.clone()), gate.clone())).await;
     let client = Client::default();
+    let health = server.url("/health");
+    assert_eq!(client.get(&health).await.status, StatusCode::OK);
 
     let (tx, mut replies) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..10 * capacity {
@@ -71,10 +73,7 @@ async fn a_burst_of_ten_times_capacity_serves_capacity_and_rejects_the_rest_with
     }
     let s = pool.stats();
     assert_eq!((s.active, s.queued), (threads, queue), "{s:?}");
-    assert_eq!(
-        client.get(&server.url("/health")).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(client.get(&health).await.status, StatusCode::OK);
 
     gate.open();
     for _ in 0..capacity {
@@ -82,6 +81,7 @@ async fn a_burst_of_ten_times_capacity_serves_capacity_and_rejects_the_rest_with
         assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
         assert!(reply.body.starts_with("report-"), "{}", reply.body);
     }
+    assert_eq!(client.get(&health).await.status, StatusCode::OK);
     let s = pool.stats();
     assert_eq!(s.completed, capacity as u64, "{s:?}");
     assert_eq!(s.rejected.queue_full, 9 * capacity as u64, "{s:?}");
