@@ -5,8 +5,10 @@
 //! through its own clone of the service stack. Contenders: no layer; tower's
 //! `ConcurrencyLimit`; bulkheads' layer on a `runtime` dispatcher, pinned (each call's future
 //! is a task on the dispatcher's runtime) and admission only (the future stays in the
-//! client's task); and pinned to a `limited` view over `main` (the timing runtime itself). The
-//! dispatchers admit up to [`CAP`] in flight, as the limit does, so nothing ever waits for room.
+//! client's task); the core's floor under both (a hand-written service that only takes a
+//! reservation and spends it: the layer's own cost is the difference); and pinned to a
+//! `limited` view over `main` (the timing runtime itself). The dispatchers admit up to [`CAP`]
+//! in flight, as the limit does, so nothing ever waits for room.
 //!
 //! Targets: pinned at most 1.5x `ConcurrencyLimit`, admission only at most 1.1x (the `vs
 //! limit` column).
@@ -15,9 +17,12 @@ use std::convert::Infallible;
 use std::fmt::Display;
 use std::future::{Ready, ready};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bulkheads::{Dispatchers, LimitedConfig, RuntimeConfig};
+use bulkheads::{
+    DispatchError, Dispatcher, Dispatchers, LimitedConfig, Reservation, Running, RuntimeConfig,
+};
 use bulkheads_tower::BulkheadLayer;
 use tokio::runtime::Runtime;
 use tower::limit::ConcurrencyLimitLayer;
@@ -101,6 +106,49 @@ where
     Ok(sum)
 }
 
+/// The core's floor under the layer: a hand-written service that takes a slot with
+/// `try_reserve` in `poll_ready` and spends it with `run` or `run_here` in `call`, and does
+/// nothing else. The layer's own cost is its row minus this one.
+struct Floor {
+    dispatcher: Dispatcher,
+    here: bool,
+    /// Taken by `poll_ready`, spent by `call`.
+    reserved: Option<Reservation>,
+}
+
+impl Clone for Floor {
+    /// Without the slot, which belongs to one call.
+    fn clone(&self) -> Self {
+        Floor {
+            dispatcher: self.dispatcher.clone(),
+            here: self.here,
+            reserved: None,
+        }
+    }
+}
+
+impl Service<u64> for Floor {
+    type Response = u64;
+    type Error = DispatchError;
+    type Future = Running<u64>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), DispatchError>> {
+        if self.reserved.is_none() {
+            self.reserved = Some(self.dispatcher.try_reserve()?);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, n: u64) -> Running<u64> {
+        let reserved = self.reserved.take().expect("poll_ready first");
+        if self.here {
+            reserved.run_here(ready(n))
+        } else {
+            reserved.run(ready(n))
+        }
+    }
+}
+
 struct Contender {
     label: String,
     stack: Box<dyn Stack>,
@@ -136,6 +184,12 @@ fn contenders(rt: &Runtime) -> Result<Vec<Contender>, String> {
         stack,
         _registry: registry.cloned(),
     };
+    let floor = |here| Floor {
+        dispatcher: runtime.clone(),
+        here,
+        reserved: None,
+    };
+    let (floor_pinned, floor_here) = (floor(false), floor(true));
     let pinned = BulkheadLayer::new(runtime.clone()).layer(trivial());
     let admission = BulkheadLayer::new(runtime)
         .admission_only()
@@ -151,6 +205,16 @@ fn contenders(rt: &Runtime) -> Result<Vec<Contender>, String> {
         c(
             "bulkheads admission only (runtime)",
             Box::new(Cloned(admission)),
+            Some(&registry),
+        ),
+        c(
+            "core floor: try_reserve + run (runtime)",
+            Box::new(Cloned(floor_pinned)),
+            Some(&registry),
+        ),
+        c(
+            "core floor: try_reserve + run_here (runtime)",
+            Box::new(Cloned(floor_here)),
             Some(&registry),
         ),
         c(
