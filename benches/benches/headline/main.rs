@@ -34,6 +34,7 @@
 //! (rounds, medians), `report` (header and tables).
 
 mod contenders;
+mod diag;
 mod isolation;
 mod layers;
 mod measure;

@@ -35,9 +35,10 @@ struct Bulkheads {
 }
 
 impl Bulkheads {
-    fn new(threads: usize, queue: usize) -> Result<Self, String> {
+    fn new(threads: usize, queue: usize, track_tasks: bool) -> Result<Self, String> {
         let registry = Dispatchers::builder()
             .cpu_threads(1)
+            .track_tasks(track_tasks)
             .blocking("pool", BlockingConfig::threads(threads).queue(queue))
             .build()
             .map_err(|e| format!("bulkheads build: {e}"))?;
@@ -196,10 +197,10 @@ pub fn pool_contenders(w: &JobWorkload) -> Result<Vec<Contender>, String> {
     // Headroom over the fan-out so that a permit released a moment late never rejects.
     let queue = w.jobs + n;
     let c = |label: String, runner: Arc<dyn Runner>| Contender { label, runner };
-    let all = vec![
+    let mut all = vec![
         c(
             format!("bulkheads ({n} threads)"),
-            Arc::new(Bulkheads::new(n, queue)?),
+            Arc::new(Bulkheads::new(n, queue, true)?),
         ),
         c(
             format!("tokio spawn_blocking default ({TOKIO_DEFAULT_MAX_BLOCKING} max)"),
@@ -222,6 +223,16 @@ pub fn pool_contenders(w: &JobWorkload) -> Result<Vec<Contender>, String> {
             Arc::new(CrossbeamPool::new(n)?),
         ),
     ];
+    if w.name == "W1" {
+        // W9: what timing every poll for dumps costs (the default is on).
+        all.insert(
+            1,
+            c(
+                format!("bulkheads ({n} threads), track_tasks off"),
+                Arc::new(Bulkheads::new(n, queue, false)?),
+            ),
+        );
+    }
     Ok(all)
 }
 

@@ -22,9 +22,10 @@ struct BulkheadsView {
 }
 
 impl BulkheadsView {
-    fn new(parallelism: usize, asynchronous: bool) -> Result<Self, String> {
+    fn new(parallelism: usize, asynchronous: bool, track_tasks: bool) -> Result<Self, String> {
         let registry = Dispatchers::builder()
             .cpu_threads(1)
+            .track_tasks(track_tasks)
             .limited("view", "main", parallelism)
             .build()
             .map_err(|e| format!("bulkheads build: {e}"))?;
@@ -169,12 +170,23 @@ pub fn capped_contenders(
     let asynchronous = w.set == Set::Spawns;
     let view = {
         let _ctx = rt.enter();
-        BulkheadsView::new(n, asynchronous)?
+        BulkheadsView::new(n, asynchronous, true)?
     };
     let mut all = vec![c(
         format!("bulkheads view (parallelism {n}, over main)"),
         Arc::new(view),
     )];
+    if w.name == "W4" {
+        // W9: what timing every poll for dumps costs (the default is on).
+        let untracked = {
+            let _ctx = rt.enter();
+            BulkheadsView::new(n, asynchronous, false)?
+        };
+        all.push(c(
+            format!("bulkheads view (parallelism {n}), track_tasks off"),
+            Arc::new(untracked),
+        ));
+    }
     match w.set {
         Set::CappedCpu => {
             all.push(c(

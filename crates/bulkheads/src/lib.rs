@@ -77,17 +77,24 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
+mod diag;
 mod dispatcher;
 mod error;
 pub mod metrics;
 mod registry;
 mod supervisor;
 mod sync;
+pub mod testing;
 mod validate;
 
 pub use crate::config::{
     BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
 };
+pub use crate::diag::dump::{DispatcherDump, Dump};
+#[cfg(all(unix, feature = "signal"))]
+pub use crate::diag::signal::DumpOnSignal;
+pub use crate::diag::suspects::{Suspect, SuspectReason};
+pub use crate::diag::task::{TaskDump, TaskState};
 pub use crate::dispatcher::admission::AdmissionConfig;
 pub use crate::dispatcher::handle::Dispatcher;
 pub use crate::dispatcher::join::JoinHandle;
@@ -109,4 +116,10 @@ pub use crate::registry::builder::DispatchersBuilder;
 pub use crate::registry::report::{DispatcherReport, ShutdownReport};
 pub use crate::registry::shutdown::CANCEL_GRACE;
 pub use crate::supervisor::failure::{Failure, FailureKind};
+pub use crate::supervisor::handle::{ChildState, ChildStatus, SupervisorError, SupervisorHandle};
+pub use crate::supervisor::outcome::ChildResult;
+pub use crate::supervisor::policy::{Backoff, Intensity, Restart, Strategy};
+pub use crate::supervisor::scope::{Scope, ScopeError, ScopeFailure, ScopeTask};
+pub use crate::supervisor::supervisor::{Child, Supervisor, SupervisorBuilder};
+pub use crate::supervisor::supervisor_scope::{SupervisorReport, SupervisorScope};
 pub use crate::validate::{CPU, DEFAULT_MAX_THREADS, MAIN};

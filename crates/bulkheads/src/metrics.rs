@@ -38,6 +38,12 @@ pub const QUEUE_WAIT: &str = "bulkheads_queue_wait_seconds";
 pub const RUN_TIME: &str = "bulkheads_run_seconds";
 /// `bulkheads_failures_total{dispatcher, kind}`: `kind` is `panic` or `error`.
 pub const FAILURES: &str = "bulkheads_failures_total";
+/// `bulkheads_supervisor_restarts_total{supervisor, child}`: children a supervisor restarted.
+pub const SUPERVISOR_RESTARTS: &str = "bulkheads_supervisor_restarts_total";
+/// `bulkheads_supervisor_escalations_total{supervisor}`: times a supervisor gave up (more
+/// restarts than its intensity allows) and stopped, escalating to its parent or the root
+/// failure handler.
+pub const SUPERVISOR_ESCALATIONS: &str = "bulkheads_supervisor_escalations_total";
 
 /// Describes every metric with its unit. Called at each registry build, so whichever recorder
 /// is installed then learns the descriptions.
@@ -82,6 +88,16 @@ pub(crate) fn describe() {
         Unit::Count,
         "Task failures, by kind (panic, error)."
     );
+    describe_counter!(
+        SUPERVISOR_RESTARTS,
+        Unit::Count,
+        "Children restarted by a supervisor."
+    );
+    describe_counter!(
+        SUPERVISOR_ESCALATIONS,
+        Unit::Count,
+        "Times a supervisor gave up after too many restarts and stopped."
+    );
 }
 
 /// The handles of one dispatcher, registered once at build.
@@ -102,6 +118,7 @@ pub(crate) struct DispatcherMetrics {
     pub queue_wait: Histogram,
     pub run_time: Histogram,
     pub failures_panic: Counter,
+    pub failures_error: Counter,
 }
 
 impl DispatcherMetrics {
@@ -124,6 +141,7 @@ impl DispatcherMetrics {
             queue_wait: Histogram::noop(),
             run_time: Histogram::noop(),
             failures_panic: Counter::noop(),
+            failures_error: Counter::noop(),
         }
     }
 
@@ -145,7 +163,8 @@ impl DispatcherMetrics {
             threads: metrics::gauge!(THREADS, "dispatcher" => d.clone()),
             queue_wait: metrics::histogram!(QUEUE_WAIT, "dispatcher" => d.clone()),
             run_time: metrics::histogram!(RUN_TIME, "dispatcher" => d.clone()),
-            failures_panic: metrics::counter!(FAILURES, "dispatcher" => d, "kind" => "panic"),
+            failures_panic: metrics::counter!(FAILURES, "dispatcher" => d.clone(), "kind" => "panic"),
+            failures_error: metrics::counter!(FAILURES, "dispatcher" => d, "kind" => "error"),
         }
     }
 }

@@ -86,7 +86,7 @@ async fn never_runs_more_than_parallelism_tasks() {
     for h in handles {
         sum += h.await.unwrap();
     }
-    assert_eq!(sum, (0..10_000u64).sum());
+    assert_eq!(sum, (0..10_000u64).sum::<u64>());
     assert!(meter.peak() <= 2, "peak {}", meter.peak());
     assert!(meter.peak() >= 1);
     let s = view.stats();

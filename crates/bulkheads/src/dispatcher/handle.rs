@@ -10,8 +10,10 @@ use super::kind::Kind;
 use super::kinds::limited::LimitedConfig;
 use super::spawn::DispatcherCore;
 use super::stats::Stats;
+use super::task::id::TaskInfo;
 use super::task_builder::TaskBuilder;
 use crate::error::{ConfigError, ConfigProblem, DispatchError};
+use crate::supervisor::failure::{Failure, FailureKind};
 
 /// A handle to one named dispatcher. Cheap to clone (one `Arc`), `Send + Sync`.
 ///
@@ -145,6 +147,49 @@ impl Dispatcher {
     /// ```
     pub fn task(&self, name: impl Into<Cow<'static, str>>) -> TaskBuilder<'_> {
         TaskBuilder::new(&self.core, Some(name.into()))
+    }
+
+    /// The four calls for a task named `name` (if any) in the scope or supervisor at `path`.
+    pub(crate) fn child(&self, name: Option<Cow<'static, str>>, path: Arc<str>) -> TaskBuilder<'_> {
+        TaskBuilder::new(&self.core, name).in_parent(path)
+    }
+
+    /// Reports a failure a scope or supervisor observed in a child of this dispatcher to the
+    /// registry's root failure handler (counted in `bulkheads_failures_total`).
+    pub(crate) fn report_child_failure(
+        &self,
+        task: TaskInfo,
+        kind: FailureKind,
+        message: String,
+        restarting: bool,
+    ) {
+        let mut failure = Failure::new(self.core.name().clone(), task, kind, message);
+        failure.restarting = restarting;
+        self.core.accounts.report_child_failure(failure);
+    }
+
+    /// The paths of the registry's scopes running now.
+    pub(crate) fn open_scopes(&self) -> Vec<Arc<str>> {
+        self.core.shared.open_scopes()
+    }
+
+    /// Marks a scope as running (`true`) or ended (`false`), for dumps.
+    pub(crate) fn scope_running(&self, path: &Arc<str>, running: bool) {
+        if running {
+            self.core.shared.scope_opened(path);
+        } else {
+            self.core.shared.scope_closed(path);
+        }
+    }
+
+    /// A number for a new scope's path, unique in the registry.
+    pub(crate) fn next_scope_id(&self) -> u64 {
+        self.core.shared.ids.next().as_u64()
+    }
+
+    /// The registry's control runtime: where library-owned loops (supervisors) and timers run.
+    pub(crate) fn control(&self) -> &tokio::runtime::Handle {
+        &self.core.shared.control
     }
 
     /// Spawns a future on this dispatcher and returns at once. A rejection (queue full,

@@ -1,25 +1,35 @@
 //! The live set: every admitted, undecided task of one dispatcher.
 //!
-//! Shutdown walks it to cancel what is left. Registering a
+//! Shutdown walks it to cancel what is left; dumps read it. Registering a
 //! task is a push onto the submitting thread's shard (an uncontended lock, on a cache line that
 //! stays with that thread); deciding one costs nothing here. Decided tasks are dropped from a
 //! shard whenever it has doubled since it was last pruned, and every shard is pruned once a
 //! second by the registry's control thread: under load a shard holds at most about twice its
 //! live tasks plus a constant, and after a burst it lets go.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+// See `accounts` on the clock.
+use quanta::Instant;
+
+use super::task::id::TaskInfo;
+use crate::diag::task::{TaskDump, TaskState};
 use crate::sync::{lock, thread_shard};
 
 const SHARDS: usize = 8;
 /// A shard is not pruned below this many entries.
 const PRUNE_FLOOR: usize = 64;
 
-/// What the live set and shutdown can do to any task.
+/// What the live set, shutdown and dumps can do with any task.
 pub(crate) trait LiveTask: Send + Sync {
     fn cancel(&self);
     fn force_abandon(&self);
     fn is_decided(&self) -> bool;
+    /// Undecided, or decided while its code still runs (abandoned): a dump shows it.
+    fn is_live(&self) -> bool;
+    /// The task as a dump shows it, at `now`.
+    fn dump(&self, now: Instant) -> TaskDump;
 }
 
 pub(crate) struct LiveSet {
@@ -34,7 +44,7 @@ struct Shard {
 
 impl Shard {
     fn prune(&mut self) {
-        self.tasks.retain(|t| !t.is_decided());
+        self.tasks.retain(|t| t.is_live());
         self.prune_at = PRUNE_FLOOR.max(2 * self.tasks.len());
         self.tasks.shrink_to(self.prune_at);
     }
@@ -58,7 +68,7 @@ impl LiveSet {
         // snapshot, so it is uncontended.
         let mut shard = lock(&self.shards[thread_shard(SHARDS)]);
         if shard.tasks.len() >= shard.prune_at {
-            shard.tasks.retain(|t| !t.is_decided());
+            shard.tasks.retain(|t| t.is_live());
             shard.prune_at = PRUNE_FLOOR.max(2 * shard.tasks.len());
         }
         shard.tasks.push(task);
@@ -71,6 +81,16 @@ impl LiveSet {
                 shard.prune();
             }
         }
+    }
+
+    /// Every live task (undecided, or abandoned and still running), in no particular order.
+    /// Each shard's lock is held only while its references are copied.
+    pub(crate) fn live(&self) -> Vec<Arc<dyn LiveTask>> {
+        let mut all = Vec::new();
+        for shard in &self.shards {
+            all.extend(lock(shard).tasks.iter().filter(|t| t.is_live()).cloned());
+        }
+        all
     }
 
     /// Every task undecided now, in no particular order.
@@ -89,6 +109,63 @@ impl LiveSet {
     }
 }
 
+/// A caller waiting for room (`run*`, `reserve` on a full dispatcher): not a task yet, but a
+/// dump shows it, so work stuck at admission is as visible as work stuck in a queue. Registered
+/// only on the slow path, when the caller actually has to wait.
+pub(crate) struct Waiter {
+    info: TaskInfo,
+    dispatcher: Arc<str>,
+    blocking: bool,
+    since: Instant,
+    done: AtomicBool,
+}
+
+impl Waiter {
+    pub(crate) fn new(info: TaskInfo, dispatcher: Arc<str>, blocking: bool) -> Self {
+        Waiter {
+            info,
+            dispatcher,
+            blocking,
+            since: Instant::now(),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// The caller was admitted, rejected or gone: the entry leaves the dump.
+    pub(crate) fn done(&self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+}
+
+impl LiveTask for Waiter {
+    // The waiting future belongs to its caller; shutdown answers it through admission.
+    fn cancel(&self) {}
+    fn force_abandon(&self) {}
+    fn is_decided(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
+    }
+    fn is_live(&self) -> bool {
+        !self.is_decided()
+    }
+    fn dump(&self, now: Instant) -> TaskDump {
+        TaskDump {
+            id: self.info.id,
+            name: self.info.name.clone(),
+            dispatcher: self.dispatcher.clone(),
+            parent: self.info.parent.clone(),
+            detached: false,
+            location: self.info.location,
+            state: TaskState::WaitingForAdmission,
+            blocking: self.blocking,
+            cancel_requested: false,
+            age: now.saturating_duration_since(self.since),
+            since_last_poll: None,
+            polls: 0,
+            busy: std::time::Duration::ZERO,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +177,12 @@ mod tests {
         fn force_abandon(&self) {}
         fn is_decided(&self) -> bool {
             self.0.load(Ordering::SeqCst)
+        }
+        fn is_live(&self) -> bool {
+            !self.is_decided()
+        }
+        fn dump(&self, _now: Instant) -> TaskDump {
+            unreachable!("not dumped here")
         }
     }
 

@@ -79,7 +79,7 @@ impl Dispatcher {
         let meta = core.meta(None, Location::caller());
         async move {
             let slot = core
-                .admit(&meta)
+                .admit(&meta, false)
                 .await
                 .map_err(|reason| core.rejection(reason))?;
             Ok(Reservation {

@@ -21,11 +21,13 @@ use super::executor::Base;
 use super::kind::Kind;
 use super::kinds::AnyExecutor;
 use super::kinds::limited::LimitedView;
+use super::live::Waiter;
 use super::stats::Stats;
 use super::task::NewTask;
 use super::task::cell::join::Joinable;
 use super::task::cell::{Header, TaskCell, TaskSpan, WorkKind};
 use super::task::id::{TaskId, TaskInfo};
+use super::task::probe::Probe;
 use super::task::runner::TaskFuture;
 use super::task::state::State;
 use crate::error::{DispatchError, RejectReason};
@@ -136,12 +138,15 @@ impl DispatcherCore {
         })
     }
 
-    /// Admits within `max_wait` (the `run*` calls). A caller dropped while waiting counts as
-    /// submitted and cancelled, so the accounting identity holds for it too.
-    pub(crate) async fn admit(&self, meta: &Meta) -> Result<Slot, RejectReason> {
-        struct Waiting<'a>(&'a Accounts, &'a TaskInfo, bool);
+    /// Admits within `max_wait` (the `run*` calls and `reserve`; `blocking` says which kind of
+    /// work waits, for dumps). A caller dropped while waiting counts as submitted and
+    /// cancelled, so the accounting identity holds for it too. A caller that has to wait is
+    /// in the live set meanwhile, so dumps show it.
+    pub(crate) async fn admit(&self, meta: &Meta, blocking: bool) -> Result<Slot, RejectReason> {
+        struct Waiting<'a>(&'a Accounts, &'a TaskInfo, bool, Arc<Waiter>);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
+                self.3.done();
                 self.0.waiting_exit(self.1, !self.2);
             }
         }
@@ -149,7 +154,13 @@ impl DispatcherCore {
             return Ok(slot);
         }
         self.accounts.waiting_enter();
-        let mut waiting = Waiting(&self.accounts, &meta.info, false);
+        let waiter = Arc::new(Waiter::new(
+            meta.info.clone(),
+            self.accounts.name.clone(),
+            blocking,
+        ));
+        self.accounts.live.register(waiter.clone());
+        let mut waiting = Waiting(&self.accounts, &meta.info, false, waiter);
         let decision = self.admission.admit(&self.shared.control).await;
         waiting.2 = true;
         drop(waiting);
@@ -178,6 +189,7 @@ impl DispatcherCore {
                 work,
                 accounts: self.accounts.clone(),
                 state: State::new(),
+                probe: Probe::default(),
             },
             work: fut,
             slot,
@@ -266,11 +278,10 @@ impl DispatcherCore {
     /// it. On a dispatcher already shutting down the view is closed at birth.
     pub(crate) fn make_view(self: &Arc<Self>, parallelism: usize) -> Arc<DispatcherCore> {
         let name: Arc<str> = format!("{}.limited({parallelism})", self.name()).into();
-        let accounts = Arc::new(Accounts::new(
-            name,
-            Kind::Limited,
-            self.accounts.failures.clone(),
-        ));
+        let accounts = Arc::new(
+            Accounts::new(name, Kind::Limited, self.accounts.failures.clone())
+                .with_tracking(self.accounts.track),
+        );
         let view = LimitedView::new(parallelism, self.as_base(), accounts.clone());
         let mut core = DispatcherCore::new(
             accounts,
@@ -304,6 +315,21 @@ impl DispatcherCore {
         let mut all = Vec::new();
         for v in views {
             all.extend(v.collect_views());
+            all.push(v);
+        }
+        all
+    }
+
+    /// This dispatcher's ad-hoc views alive now (and theirs), without closing anything.
+    pub(crate) fn live_views(&self) -> Vec<Arc<DispatcherCore>> {
+        let views: Vec<Arc<DispatcherCore>> = lock(&self.adhoc)
+            .views
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut all = Vec::new();
+        for v in views {
+            all.extend(v.live_views());
             all.push(v);
         }
         all

@@ -21,6 +21,11 @@ use crate::error::{DispatchError, RejectReason};
 pub struct TaskBuilder<'a> {
     core: &'a Arc<DispatcherCore>,
     name: Option<Cow<'static, str>>,
+    /// The scope or supervisor path the task belongs to (set by scopes and supervisors).
+    parent: Option<Arc<str>>,
+    /// The spawn site, when the caller knows it better than `#[track_caller]` can (a scope's
+    /// spawn, whose caller's site passes through a closure).
+    location: Option<&'static Location<'static>>,
 }
 
 impl fmt::Debug for TaskBuilder<'_> {
@@ -34,7 +39,24 @@ impl fmt::Debug for TaskBuilder<'_> {
 
 impl<'a> TaskBuilder<'a> {
     pub(crate) fn new(core: &'a Arc<DispatcherCore>, name: Option<Cow<'static, str>>) -> Self {
-        TaskBuilder { core, name }
+        TaskBuilder {
+            core,
+            name,
+            parent: None,
+            location: None,
+        }
+    }
+
+    /// Records `location` as the spawn site.
+    pub(crate) fn at(mut self, location: &'static Location<'static>) -> Self {
+        self.location = Some(location);
+        self
+    }
+
+    /// Marks the task as a child of the scope or supervisor at `path`.
+    pub(crate) fn in_parent(mut self, path: Arc<str>) -> Self {
+        self.parent = Some(path);
+        self
     }
 
     /// [`Dispatcher::spawn`](crate::Dispatcher::spawn) with this task's name.
@@ -85,7 +107,15 @@ impl<'a> TaskBuilder<'a> {
 
     #[track_caller]
     fn meta(&self) -> Meta {
-        self.core.meta(self.name.clone(), Location::caller())
+        // Not `unwrap_or_else(Location::caller)`: through a function pointer, `#[track_caller]`
+        // would report the call site inside `Option`, not the user's.
+        let location = match self.location {
+            Some(location) => location,
+            None => Location::caller(),
+        };
+        let mut meta = self.core.meta(self.name.clone(), location);
+        meta.info.parent = self.parent.clone();
+        meta
     }
 
     #[track_caller]
@@ -131,7 +161,7 @@ impl<'a> TaskBuilder<'a> {
                 runner.await;
                 return running.await;
             }
-            match core.admit(&meta).await {
+            match core.admit(&meta, work == WorkKind::Blocking).await {
                 Ok(slot) => {
                     let (id, task) = core.spawn(meta, work, fut, slot);
                     Running::new(JoinHandle::attached(id, task), &core.shared.control).await

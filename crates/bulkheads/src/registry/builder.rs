@@ -27,6 +27,7 @@ use crate::validate::{CPU, Declared, MAIN, Spec};
 pub struct DispatchersBuilder {
     declared: Declared,
     on_failure: Option<FailureHandler>,
+    track_tasks: bool,
 }
 
 impl fmt::Debug for DispatchersBuilder {
@@ -52,6 +53,7 @@ impl Dispatchers {
         DispatchersBuilder {
             declared: Declared::default(),
             on_failure: None,
+            track_tasks: true,
         }
     }
 }
@@ -61,6 +63,20 @@ impl DispatchersBuilder {
     /// parallelism.
     pub fn cpu_threads(mut self, n: usize) -> Self {
         self.declared.cpu_threads = Some(n);
+        self
+    }
+
+    /// Whether task runners time every poll for [`Dispatchers::dump`] (default `true`).
+    ///
+    /// Every task is in its dispatcher's live set either way (shutdown needs it), and dumps
+    /// show each one's state and poll count. With `false` no clock is read for dumps: they
+    /// show no time since the last poll and no busy time, and [`Dump::suspects`] judges how
+    /// long a task has been idle or blocking by its age instead. The cost of `true` is two
+    /// clock reads per poll; `docs/performance.md` measures it.
+    ///
+    /// [`Dump::suspects`]: crate::Dump::suspects
+    pub fn track_tasks(mut self, on: bool) -> Self {
+        self.track_tasks = on;
         self
     }
 
@@ -192,11 +208,15 @@ impl DispatchersBuilder {
         let mut started = Started::start()?;
         let failures = Arc::new(FailureSink::new(self.on_failure));
         let shared = Shared::new(started.control_handle());
-        let account =
-            |name: &str, kind| Arc::new(Accounts::new(name.into(), kind, failures.clone()));
+        let track = self.track_tasks;
+        let account = |name: &str, kind| {
+            Arc::new(Accounts::new(name.into(), kind, failures.clone()).with_tracking(track))
+        };
         let account_with = |name: &str, kind, deadline| {
             Arc::new(
-                Accounts::new(name.into(), kind, failures.clone()).with_queue_deadline(deadline),
+                Accounts::new(name.into(), kind, failures.clone())
+                    .with_queue_deadline(deadline)
+                    .with_tracking(track),
             )
         };
 

@@ -117,6 +117,11 @@ impl Dispatchers {
         self.by_name.values()
     }
 
+    /// The declared dispatchers and `cpu`, in shutdown order (views before their bases).
+    pub(crate) fn declared(&self) -> &[Dispatcher] {
+        &self.order
+    }
+
     /// Stats of every declared dispatcher and `cpu`, by name.
     pub fn stats(&self) -> Vec<Stats> {
         self.by_name.values().map(Dispatcher::stats).collect()

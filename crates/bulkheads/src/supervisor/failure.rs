@@ -46,6 +46,31 @@ pub struct Failure {
     pub kind: FailureKind,
     /// The panic message or the error's `Display`.
     pub message: String,
+    /// True when a supervisor will restart the task after this failure.
+    pub restarting: bool,
+}
+
+impl Failure {
+    /// A failure of `task` on `dispatcher` that nobody else observes (restarting: false).
+    pub(crate) fn new(
+        dispatcher: Arc<str>,
+        task: TaskInfo,
+        kind: FailureKind,
+        message: String,
+    ) -> Self {
+        Failure {
+            dispatcher,
+            task,
+            kind,
+            message,
+            restarting: false,
+        }
+    }
+
+    /// The scope or supervisor the task belongs to (its [`TaskInfo::parent`]).
+    pub fn path(&self) -> Option<&str> {
+        self.task.parent.as_deref()
+    }
 }
 
 /// What kind of failure a [`Failure`] is.
@@ -54,8 +79,8 @@ pub struct Failure {
 pub enum FailureKind {
     /// The task panicked.
     Panic,
-    /// The work returned an error value (not produced by the dispatchers themselves, which
-    /// report panics; for failures a caller reports through the same handler).
+    /// The work returned an error: a supervised child or a scope's child that returned
+    /// `Err`.
     Error,
 }
 
@@ -79,7 +104,11 @@ impl fmt::Display for Failure {
             f,
             "{} on dispatcher '{}' {what}: {}",
             self.task, self.dispatcher, self.message
-        )
+        )?;
+        if self.restarting {
+            f.write_str(" (restarting)")?;
+        }
+        Ok(())
     }
 }
 

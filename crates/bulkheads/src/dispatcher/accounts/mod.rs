@@ -85,6 +85,8 @@ pub(crate) struct Accounts {
     pub live: LiveSet,
     /// Admitted work that waited longer than this before starting is rejected instead.
     pub queue_deadline: Option<std::time::Duration>,
+    /// Whether runners time their polls for dumps (`DispatchersBuilder::track_tasks`).
+    pub track: bool,
     shards: [Shard; SHARDS],
     /// Woken after every decision once `draining` is set: shutdown re-reads `in_flight`.
     idle: Notify,
@@ -107,10 +109,17 @@ impl Accounts {
             failures,
             live: LiveSet::new(),
             queue_deadline: None,
+            track: true,
             shards: Default::default(),
             idle: Notify::new(),
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// Turns poll timing for dumps on or off (at build).
+    pub(crate) fn with_tracking(mut self, track: bool) -> Self {
+        self.track = track;
+        self
     }
 
     /// Sets the queue deadline (at build).
@@ -208,9 +217,11 @@ impl Accounts {
         self.record(task, |m| m.active.decrement(1.0));
     }
 
-    pub(crate) fn ran(&self, task: &TaskInfo, started_at: Instant) {
+    /// The task ran from `started_at` to `ended_at`.
+    pub(crate) fn ran(&self, task: &TaskInfo, started_at: Instant, ended_at: Instant) {
         self.record(task, |m| {
-            m.run_time.record(started_at.elapsed().as_secs_f64());
+            m.run_time
+                .record(ended_at.saturating_duration_since(started_at).as_secs_f64());
         });
     }
 
@@ -284,12 +295,12 @@ impl Accounts {
             format!("{} ({context})", panic_message(&*payload))
         };
         self.count_failure();
-        self.report(Failure {
-            dispatcher: self.name.clone(),
-            task: task.clone(),
-            kind: FailureKind::Panic,
+        self.report(Failure::new(
+            self.name.clone(),
+            task.clone(),
+            FailureKind::Panic,
             message,
-        });
+        ));
         // Dropping a payload runs its `Drop`: user code too.
         if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
             std::mem::forget(again);
@@ -318,6 +329,17 @@ impl Accounts {
 
     /// Sends a failure nobody observes to the root handler (or the log).
     pub(crate) fn report(&self, failure: Failure) {
+        self.failures.report(&failure);
+    }
+
+    /// A failure a scope or supervisor observed in one of its children: counted by kind
+    /// (a panic was counted when it was caught) and sent to the root handler.
+    pub(crate) fn report_child_failure(&self, failure: Failure) {
+        if failure.kind == FailureKind::Error {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                self.metrics.failures_error.increment(1);
+            }));
+        }
         self.failures.report(&failure);
     }
 

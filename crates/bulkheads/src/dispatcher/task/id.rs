@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::panic::Location;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A task's identity, unique within its registry.
@@ -34,6 +35,9 @@ pub struct TaskInfo {
     pub name: Option<Cow<'static, str>>,
     /// The spawn site.
     pub location: &'static Location<'static>,
+    /// The scope or supervisor the task belongs to, as a path (`supervisor 'ingest'/child
+    /// 'poller'`, `scope #12`); `None` for a task spawned on its own.
+    pub parent: Option<Arc<str>>,
 }
 
 impl TaskInfo {
@@ -42,7 +46,12 @@ impl TaskInfo {
         name: Option<Cow<'static, str>>,
         location: &'static Location<'static>,
     ) -> Self {
-        TaskInfo { id, name, location }
+        TaskInfo {
+            id,
+            name,
+            location,
+            parent: None,
+        }
     }
 }
 
@@ -57,7 +66,7 @@ impl fmt::Display for TaskInfo {
                 loc.file(),
                 loc.line(),
                 loc.column()
-            ),
+            )?,
             None => write!(
                 f,
                 "task {} (spawned at {}:{}:{})",
@@ -65,7 +74,11 @@ impl fmt::Display for TaskInfo {
                 loc.file(),
                 loc.line(),
                 loc.column()
-            ),
+            )?,
+        }
+        match &self.parent {
+            Some(parent) => write!(f, " in {parent}"),
+            None => Ok(()),
         }
     }
 }

@@ -59,6 +59,7 @@ fn one_task_of(work: WorkKind) -> (Arc<Accounts>, Arc<Admission>, Arc<TaskCell<J
             work,
             accounts: accounts.clone(),
             state: State::new(),
+            probe: Default::default(),
         },
         Some(Pending {
             work: ClosureFuture::new(job),

@@ -10,6 +10,7 @@ pub(crate) mod cell;
 pub(crate) mod id;
 #[cfg(all(test, bulkheads_loom))]
 mod loom;
+pub(crate) mod probe;
 pub(crate) mod runner;
 pub(crate) mod state;
 

@@ -45,6 +45,8 @@ pin_project_lite::pin_project! {
         span: Option<TaskSpan>,
         // When the work started; `None` until then.
         started: Option<Instant>,
+        // True once the work was polled (a later poll reads the clock itself).
+        polled: bool,
         done: bool,
     }
 
@@ -96,6 +98,7 @@ fn stop<F>(
     drop(gate.take());
     let span = span.take();
     cell.drop_user(span);
+    cell.header.probe.stopped();
 }
 
 impl<F> TaskFuture<F>
@@ -117,6 +120,7 @@ where
             gate,
             span: Some(span),
             started: None,
+            polled: false,
             done: false,
         }
     }
@@ -172,6 +176,7 @@ where
                     // Cancelled (or expired) while queued: whoever did it decided it.
                     return finish_unstarted(this);
                 }
+                header.probe.started();
                 let at = header.accounts.started(&header.info, header.submitted_at);
                 *this.started = Some(at);
                 at
@@ -197,6 +202,15 @@ where
             return Poll::Ready(());
         };
         let accounts = &header.accounts;
+        // The first poll began when the work started: one clock read fewer. Untracked
+        // dispatchers read no clock for dumps.
+        let first = !std::mem::replace(this.polled, true);
+        let poll_began = match (accounts.track, first) {
+            (false, _) => None,
+            (true, true) => Some(started_at),
+            (true, false) => Some(Instant::now()),
+        };
+        header.probe.poll_begins(header.submitted_at, poll_began);
         accounts.active_enter(&header.info);
         let span = &*this.span;
         let polled = catch_unwind(AssertUnwindSafe(|| match span {
@@ -204,6 +218,11 @@ where
             None => fut.poll(cx),
         }));
         accounts.active_exit(&header.info);
+        // The end of a poll is read for dumps, and for the run's duration once it completes.
+        let poll_ended = (accounts.track || !matches!(polled, Ok(Poll::Pending)))
+            .then(Instant::now)
+            .unwrap_or(started_at);
+        header.probe.poll_ends(poll_began, poll_ended);
         let completion = match polled {
             Ok(Poll::Pending) => {
                 if asynchronous {
@@ -223,7 +242,7 @@ where
         };
         *this.done = true;
         stop(cell, this.fut.as_mut(), this.gate, this.span);
-        accounts.ran(&header.info, started_at);
+        accounts.ran(&header.info, started_at, poll_ended);
         cell.finish(completion, this.slot.take());
         Poll::Ready(())
     }

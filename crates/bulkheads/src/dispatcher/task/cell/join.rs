@@ -6,7 +6,11 @@ use std::task::{Context, Poll};
 
 use std::time::Duration;
 
-use super::{Failed, Output, TaskCell};
+// See `accounts` on the clock.
+use quanta::Instant;
+
+use super::{Failed, Output, TaskCell, WorkKind};
+use crate::diag::task::{TaskDump, TaskState};
 use crate::dispatcher::live::LiveTask;
 use crate::error::DispatchError;
 use crate::sync::lock;
@@ -72,6 +76,7 @@ where
     }
 
     fn detach(&self) {
+        self.header.probe.detached();
         let pending = {
             let mut inner = lock(&self.inner);
             inner.detached = true;
@@ -98,5 +103,46 @@ where
     }
     fn is_decided(&self) -> bool {
         self.header.state.is_decided()
+    }
+
+    fn is_live(&self) -> bool {
+        !self.header.state.is_decided() || self.header.probe.read_running()
+    }
+
+    fn dump(&self, now: Instant) -> TaskDump {
+        let h = &self.header;
+        let probed = h.probe.read(h.submitted_at, now);
+        let blocking = h.work == WorkKind::Blocking;
+        let state = if h.state.is_queued() {
+            TaskState::Queued
+        } else if h.state.is_decided() {
+            TaskState::Abandoned
+        } else if blocking {
+            TaskState::RunningBlocking
+        } else if probed.in_poll {
+            TaskState::Running
+        } else {
+            TaskState::Idle
+        };
+        let mut dump = TaskDump {
+            id: h.info.id,
+            name: h.info.name.clone(),
+            dispatcher: h.accounts.name.clone(),
+            parent: h.info.parent.clone(),
+            detached: probed.detached,
+            location: h.info.location,
+            state,
+            blocking,
+            cancel_requested: h.state.cancel_requested(),
+            age: now.saturating_duration_since(h.submitted_at),
+            since_last_poll: probed.since_last_poll,
+            polls: probed.polls,
+            busy: probed.busy,
+        };
+        if blocking && probed.in_poll {
+            // A blocking closure's one poll is its whole run: it is busy until it returns.
+            dump.busy = dump.since_last_poll.unwrap_or(dump.busy);
+        }
+        dump
     }
 }

@@ -25,6 +25,7 @@ use atomic_waker::AtomicWaker;
 use quanta::Instant;
 
 use super::id::TaskInfo;
+use super::probe::Probe;
 use super::state::{DONE_CANCELLED, DONE_OK, DONE_PANICKED, Requested, State};
 use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::admission::{Slot, Tombstone};
@@ -51,6 +52,8 @@ pub(crate) struct Header {
     pub work: WorkKind,
     pub accounts: Arc<Accounts>,
     pub state: State,
+    /// What the runner records for live dumps.
+    pub probe: Probe,
 }
 
 /// Work waiting in a pool's queue: taken by the thread that runs it, or dropped by a canceller
@@ -330,12 +333,12 @@ where
 
     /// A panic nobody will read: to the root handler.
     fn route_failure(&self, payload: Box<dyn Any + Send + 'static>) {
-        let failure = Failure {
-            dispatcher: self.header.accounts.name.clone(),
-            task: self.header.info.clone(),
-            kind: FailureKind::Panic,
-            message: panic_message(&*payload),
-        };
+        let failure = Failure::new(
+            self.header.accounts.name.clone(),
+            self.header.info.clone(),
+            FailureKind::Panic,
+            panic_message(&*payload),
+        );
         self.header.accounts.report(failure);
         self.drop_user(payload);
     }

@@ -1,0 +1,386 @@
+//! All-or-nothing scopes: [`Dispatchers::scope`](crate::Dispatchers::scope), Kotlin's
+//! `coroutineScope`, Java's `ShutdownOnFailure`, Go's `errgroup`.
+//!
+//! Invariants: the scope returns only after every child it spawned has ended; the first
+//! failure (a child's `Err` or panic, or the body's `Err`) cancels the body and every other
+//! child and is what the scope returns, with the failures that came after it attached; a
+//! dropped scope cancels its children. Failures go to the caller of the scope, never to the
+//! root failure handler: they are observed.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+use super::children::{Child, Ended, Watch};
+use super::failure::{Failure, FailureKind};
+use crate::dispatcher::handle::Dispatcher;
+use crate::dispatcher::join::JoinHandle;
+use crate::dispatcher::task::id::TaskInfo;
+use crate::dispatcher::task_builder::TaskBuilder;
+use crate::error::DispatchError;
+use crate::registry::Dispatchers;
+
+/// Why an all-or-nothing scope failed: its first failure, and those that came after it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ScopeError<E> {
+    /// The first failure: it cancelled the rest.
+    pub cause: ScopeFailure<E>,
+    /// Failures that came after it (children that failed before their cancellation took
+    /// effect), in the order they were seen. Cancellations are not failures.
+    pub later: Vec<Failure>,
+}
+
+/// What failed first in a scope.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ScopeFailure<E> {
+    /// The body returned `Err`.
+    Body(E),
+    /// A child returned `Err`.
+    Child {
+        /// The child.
+        task: TaskInfo,
+        /// The dispatcher it ran on.
+        dispatcher: Arc<str>,
+        /// Its error.
+        error: E,
+    },
+    /// A child panicked, was rejected by its dispatcher, or was cancelled by something
+    /// other than the scope.
+    Dispatch(DispatchError),
+}
+
+impl<E: fmt::Display> fmt::Display for ScopeError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cause {
+            ScopeFailure::Body(e) => write!(f, "scope failed: {e}")?,
+            ScopeFailure::Child {
+                task,
+                dispatcher,
+                error,
+            } => write!(
+                f,
+                "scope failed: {task} on dispatcher '{dispatcher}' failed: {error}"
+            )?,
+            ScopeFailure::Dispatch(e) => write!(f, "scope failed: {e}")?,
+        }
+        if !self.later.is_empty() {
+            write!(f, " (and {} later failure(s))", self.later.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ScopeError<E> {}
+
+/// The handle a scope's body spawns children with; see [`Dispatchers::scope`]. Cheap to clone;
+/// clones may be moved into the scope's children, which may spawn siblings.
+pub struct Scope<E> {
+    children: Arc<super::children::Children<Result<(), E>>>,
+    cpu: Dispatcher,
+}
+
+impl<E> Clone for Scope<E> {
+    // Not derived: `E` need not be `Clone`, and a clone shares the scope.
+    fn clone(&self) -> Self {
+        Scope {
+            children: self.children.clone(),
+            cpu: self.cpu.clone(),
+        }
+    }
+}
+
+impl<E> fmt::Debug for Scope<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("path", &self.children.path)
+            .finish()
+    }
+}
+
+/// A child of a scope, awaited by the scope's body: resolves with the child's value.
+///
+/// When the child fails, the scope cancels the body, so a `ScopeTask` awaited in the body never
+/// sees the failure: the scope returns it instead. Await a `ScopeTask` only inside its scope's
+/// body: elsewhere, a failed child's task never resolves. Dropping it does not cancel the
+/// child (the scope watches it).
+pub struct ScopeTask<T> {
+    value: oneshot::Receiver<T>,
+}
+
+impl<T> fmt::Debug for ScopeTask<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ScopeTask")
+    }
+}
+
+impl<T> Future for ScopeTask<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match Pin::new(&mut self.value).poll(cx) {
+            Poll::Ready(Ok(value)) => Poll::Ready(value),
+            // Failed or cancelled: the scope is cancelling the body that awaits this.
+            Poll::Ready(Err(_)) | Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<E: fmt::Display + Send + 'static> Scope<E> {
+    /// The scope's path, the parent of its children in failure reports (`scope #12`).
+    pub fn path(&self) -> &str {
+        &self.children.path
+    }
+
+    /// Spawns a child on the registry's `cpu` pool.
+    #[track_caller]
+    pub fn spawn<T, F>(&self, fut: F) -> ScopeTask<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let cpu = self.cpu.clone();
+        self.spawn_on(&cpu, fut)
+    }
+
+    /// Spawns a child on `dispatcher`.
+    ///
+    /// # Panics
+    ///
+    /// If the scope has already returned (a `Scope` kept beyond its body): its children would
+    /// be watched by nobody.
+    #[track_caller]
+    pub fn spawn_on<T, F>(&self, dispatcher: &Dispatcher, fut: F) -> ScopeTask<T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, value) = oneshot::channel();
+        let child = async move {
+            let t = fut.await?;
+            // A body that stopped waiting is no failure.
+            let _ = tx.send(t);
+            Ok(())
+        };
+        self.add(dispatcher, Location::caller(), |b| b.spawn(child));
+        ScopeTask { value }
+    }
+
+    /// Spawns a blocking closure as a child on `dispatcher`.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn_on`](Self::spawn_on).
+    #[track_caller]
+    pub fn spawn_blocking_on<T, F>(&self, dispatcher: &Dispatcher, f: F) -> ScopeTask<T>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, value) = oneshot::channel();
+        let child = move || {
+            let t = f()?;
+            let _ = tx.send(t);
+            Ok(())
+        };
+        self.add(dispatcher, Location::caller(), |b| b.spawn_blocking(child));
+        ScopeTask { value }
+    }
+
+    fn add(
+        &self,
+        dispatcher: &Dispatcher,
+        location: &'static Location<'static>,
+        spawn: impl FnOnce(TaskBuilder<'_>) -> JoinHandle<Result<(), E>>,
+    ) {
+        assert!(
+            !self.children.is_closed(),
+            "bulkheads: a child was spawned on {} after the scope returned; spawn children only while the scope's body runs",
+            self.children.path
+        );
+        let handle = spawn(
+            dispatcher
+                .child(None, self.children.path.clone())
+                .at(location),
+        );
+        let mut info = TaskInfo::new(handle.id(), None, location);
+        info.parent = Some(self.children.path.clone());
+        let child = Child {
+            handle,
+            info,
+            dispatcher: dispatcher.clone(),
+        };
+        if let Err(child) = self.children.add(child) {
+            // Closed between the check and the add (the scope is failing or done): cancel it.
+            child.handle.abort();
+        }
+    }
+}
+
+impl Dispatchers {
+    /// Runs `body` in an all-or-nothing scope (Kotlin's `coroutineScope`): children spawned
+    /// with the [`Scope`] it is given (`s.spawn(..)` on `cpu`, `s.spawn_on(&d, ..)` on any
+    /// dispatcher) run concurrently; the first failure — a child's `Err` or panic, or the
+    /// body's `Err` — cancels the body and every other child, and the scope returns it as a
+    /// [`ScopeError`] once every child has ended, with later failures attached. Otherwise it
+    /// returns the body's value once every child has ended. Dropping the returned future
+    /// cancels every child: none is left running unwatched (a blocking closure already running
+    /// cannot be interrupted; it is abandoned, as with `abort`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let dispatchers = bulkheads::Dispatchers::builder().cpu_threads(2).build().unwrap();
+    /// let cpu = dispatchers.cpu();
+    /// let sum = dispatchers
+    ///     .scope(|s| async move {
+    ///         let a = s.spawn_on(&cpu, async { Ok::<_, String>(20) });
+    ///         let b = s.spawn(async { Ok(22) });
+    ///         Ok::<_, String>(a.await + b.await)
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(sum, 42);
+    ///
+    /// let failed = dispatchers
+    ///     .scope(|s| async move {
+    ///         s.spawn(async { Err::<(), _>("no such file".to_owned()) });
+    ///         std::future::pending::<Result<(), String>>().await // cancelled by the failure
+    ///     })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(failed.to_string().ends_with("failed: no such file"), "{failed}");
+    /// # }
+    /// ```
+    pub fn scope<T, E, F, Fut>(
+        &self,
+        body: F,
+    ) -> impl Future<Output = Result<T, ScopeError<E>>> + use<T, E, F, Fut>
+    where
+        F: FnOnce(Scope<E>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display + Send + 'static,
+    {
+        let cpu = self.cpu();
+        let path: Arc<str> = format!("scope #{}", cpu.next_scope_id()).into();
+        let watch: Watch<Result<(), E>> = Watch::new(path, cpu.clone());
+        let scope = Scope {
+            children: watch.children.clone(),
+            cpu,
+        };
+        run_scope(watch, body(scope))
+    }
+}
+
+/// The scope's loop: children first, then the body, until both are done.
+async fn run_scope<T, E, Fut>(
+    mut watch: Watch<Result<(), E>>,
+    body: Fut,
+) -> Result<T, ScopeError<E>>
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: fmt::Display + Send + 'static,
+{
+    {
+        let mut body = Some(Box::pin(body));
+        let mut value: Option<T> = None;
+        let mut cause: Option<ScopeFailure<E>> = None;
+        let mut later: Vec<Failure> = Vec::new();
+        poll_fn(|cx| {
+            loop {
+                // Children first: a failure cancels the body before it can poll a failed
+                // child's task.
+                let mut progressed = false;
+                while let Poll::Ready(Some(ended)) = watch.poll_ended(cx) {
+                    progressed = true;
+                    record(ended, cause.is_some(), &mut cause, &mut later);
+                }
+                if cause.is_some() && body.is_some() {
+                    body = None; // dropped: the body is cancelled
+                    watch.cancel_all();
+                    continue;
+                }
+                if let Some(b) = body.as_mut() {
+                    if let Poll::Ready(out) = b.as_mut().poll(cx) {
+                        body = None;
+                        progressed = true;
+                        match out {
+                            Ok(t) => value = Some(t),
+                            Err(e) => {
+                                cause = Some(ScopeFailure::Body(e));
+                                watch.cancel_all();
+                            }
+                        }
+                    }
+                }
+                if body.is_none() && watch.is_empty() {
+                    return Poll::Ready(());
+                }
+                if !progressed {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await;
+        // Nothing can be spawned any more.
+        watch.cancel_all();
+        match (cause, value) {
+            (Some(cause), _) => Err(ScopeError { cause, later }),
+            (None, Some(value)) => Ok(value),
+            // The body ended without a value only by failing, which set `cause`.
+            (None, None) => unreachable!("a scope's body ended without a value or a failure"),
+        }
+    }
+}
+
+/// Records how a child ended: the first failure is the cause, the others come later;
+/// cancellations the scope made are not failures.
+fn record<E: fmt::Display>(
+    ended: Ended<Result<(), E>>,
+    cancelling: bool,
+    cause: &mut Option<ScopeFailure<E>>,
+    later: &mut Vec<Failure>,
+) {
+    let Ended {
+        info,
+        dispatcher,
+        result,
+    } = ended;
+    match result {
+        Ok(Ok(())) => {}
+        Err(e) if cancelling && e.is_cancelled() => {}
+        Ok(Err(error)) if cause.is_none() => {
+            *cause = Some(ScopeFailure::Child {
+                task: info,
+                dispatcher: dispatcher.name().into(),
+                error,
+            });
+        }
+        Ok(Err(error)) => {
+            later.push(Failure::new(
+                dispatcher.name().into(),
+                info,
+                FailureKind::Error,
+                error.to_string(),
+            ));
+        }
+        Err(e) if cause.is_none() => *cause = Some(ScopeFailure::Dispatch(e)),
+        Err(e) => later.push(dispatch_failure(e, info)),
+    }
+}
+
+/// A dispatcher's error about a child as a [`Failure`], for the failures a scope keeps.
+pub(crate) fn dispatch_failure(e: DispatchError, info: TaskInfo) -> Failure {
+    let dispatcher: Arc<str> = e.dispatcher().into();
+    match e {
+        DispatchError::Panicked { task, message, .. } => {
+            Failure::new(dispatcher, task, FailureKind::Panic, message)
+        }
+        other => Failure::new(dispatcher, info, FailureKind::Error, other.to_string()),
+    }
+}

@@ -1,0 +1,282 @@
+//! Scopes: all-or-nothing (`Dispatchers::scope`) and supervisor scopes
+//! (`Dispatchers::supervisor_scope`).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use bulkheads::{BlockingConfig, Dispatchers, Failure, FailureKind, ScopeFailure};
+
+/// A registry whose root failure handler sends every failure it gets to the returned channel.
+fn registry() -> (Dispatchers, mpsc::Receiver<Failure>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let d = Dispatchers::builder()
+        .cpu_threads(2)
+        .blocking("scope-pool", BlockingConfig::threads(2))
+        .on_failure(move |f| {
+            let _ = tx.lock().unwrap().send(f.clone());
+        })
+        .build()
+        .unwrap();
+    (d, rx)
+}
+
+/// Sends on drop: proves a child's future was dropped (cancelled or done).
+struct Dropped(Option<mpsc::Sender<()>>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scope_returns_its_value_after_every_child_has_ended() {
+    let (d, failures) = registry();
+    let pool = d.get("scope-pool").unwrap();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let ended = Arc::new(AtomicUsize::new(0));
+    let e = ended.clone();
+    let scope = d.scope(|s| async move {
+        let a = s.spawn(async { Ok::<_, String>(20) });
+        let b = s.spawn_blocking_on(&pool, || Ok(22));
+        // A child the body does not await: the scope still waits for it.
+        s.spawn(async move {
+            let _ = release_rx.await;
+            e.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        Ok::<_, String>(a.await + b.await)
+    });
+    let scope = tokio::spawn(scope);
+    tokio::task::yield_now().await;
+    assert!(!scope.is_finished(), "a child still runs");
+    release_tx.send(()).unwrap();
+    assert_eq!(scope.await.unwrap().unwrap(), 42);
+    assert_eq!(
+        ended.load(Ordering::SeqCst),
+        1,
+        "returned only after the last child"
+    );
+    assert!(failures.try_recv().is_err(), "nothing failed");
+    assert_eq!(d.cpu().stats().in_flight, 0);
+}
+
+#[tokio::test]
+async fn the_first_failure_cancels_the_rest_and_later_ones_are_attached() {
+    let (d, failures) = registry();
+    let (cancelled_tx, cancelled_rx) = mpsc::channel();
+    let (signal_tx, signal_rx) = mpsc::channel::<()>();
+    let signal_tx = Mutex::new(signal_tx);
+    let err = d
+        .scope(|s| {
+            let tx1 = signal_tx.lock().unwrap().clone();
+            let tx2 = signal_tx.lock().unwrap().clone();
+            async move {
+                // Waits forever: cancelled by the first failure.
+                let guard = Dropped(Some(cancelled_tx));
+                s.spawn(async move {
+                    let _guard = guard;
+                    std::future::pending::<Result<(), String>>().await
+                });
+                s.spawn(async move {
+                    tx1.send(()).unwrap();
+                    Err::<(), _>("first".to_owned())
+                });
+                s.spawn(async move {
+                    tx2.send(()).unwrap();
+                    Err::<(), _>("second".to_owned())
+                });
+                // Both failing children have returned (or are returning) before the scope
+                // looks at its children again.
+                signal_rx.recv().unwrap();
+                signal_rx.recv().unwrap();
+                std::future::pending::<Result<(), String>>().await
+            }
+        })
+        .await
+        .unwrap_err();
+    let first = match &err.cause {
+        ScopeFailure::Child { error, task, .. } => {
+            assert!(
+                task.parent.as_deref().unwrap().starts_with("scope #"),
+                "{task}"
+            );
+            error.clone()
+        }
+        other => panic!("expected a child's error, got {other:?}"),
+    };
+    assert_eq!(err.later.len(), 1, "{err:?}");
+    let second = &err.later[0];
+    assert_eq!(second.kind, FailureKind::Error);
+    let mut both = [first, second.message.clone()];
+    both.sort();
+    assert_eq!(both, ["first".to_owned(), "second".to_owned()]);
+    cancelled_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the waiting child was cancelled");
+    assert!(
+        failures.try_recv().is_err(),
+        "observed failures never reach the root handler"
+    );
+    assert_eq!(d.cpu().stats().in_flight, 0, "no child outlives its scope");
+}
+
+#[tokio::test]
+async fn a_child_panic_fails_the_scope() {
+    common::quiet_panics("scope-boom");
+    let (d, failures) = registry();
+    let err = d
+        .scope(|s| async move {
+            s.spawn(async { panic!("scope-boom") as Result<(), String> });
+            std::future::pending::<Result<(), String>>().await
+        })
+        .await
+        .unwrap_err();
+    match &err.cause {
+        ScopeFailure::Dispatch(e) => assert!(e.is_panic() && e.to_string().contains("scope-boom")),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert!(err.to_string().contains("panicked: scope-boom"), "{err}");
+    assert!(failures.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn the_bodys_error_cancels_every_child() {
+    let (d, _failures) = registry();
+    let (cancelled_tx, cancelled_rx) = mpsc::channel();
+    let err = d
+        .scope(|s| async move {
+            for _ in 0..3 {
+                let guard = Dropped(Some(cancelled_tx.clone()));
+                s.spawn(async move {
+                    let _guard = guard;
+                    std::future::pending::<Result<(), String>>().await
+                });
+            }
+            Err::<(), _>("body gave up".to_owned())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(&err.cause, ScopeFailure::Body(e) if e == "body gave up"));
+    assert!(
+        err.later.is_empty(),
+        "cancellations are not failures: {err:?}"
+    );
+    for _ in 0..3 {
+        cancelled_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+    assert_eq!(d.cpu().stats().in_flight, 0);
+}
+
+#[tokio::test]
+async fn dropping_a_scope_cancels_its_children() {
+    let (d, _failures) = registry();
+    let (cancelled_tx, cancelled_rx) = mpsc::channel();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let scope = d.scope(|s| async move {
+        let guard = Dropped(Some(cancelled_tx));
+        s.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<Result<(), String>>().await
+        });
+        started_tx.send(()).unwrap();
+        std::future::pending::<Result<(), String>>().await
+    });
+    tokio::select! {
+        _ = scope => unreachable!("the scope never ends by itself"),
+        _ = started_rx => {}
+    }
+    cancelled_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the child of a dropped scope is cancelled");
+    let report = d.shutdown(Duration::from_secs(5)).await;
+    assert!(!report.deadline_hit, "{report}");
+    assert_eq!(report.dispatcher("cpu").unwrap().cancelled, 1, "{report}");
+}
+
+#[tokio::test]
+async fn a_supervisor_scope_reports_child_failures_and_lets_siblings_go_on() {
+    common::quiet_panics("sup-boom");
+    let (d, failures) = registry();
+    let pool = d.get("scope-pool").unwrap();
+    let report = d
+        .supervisor_scope(|s| async move {
+            s.spawn(async { Err::<(), _>("disk full") });
+            s.spawn_blocking_on(&pool, || -> () { panic!("sup-boom") });
+            for _ in 0..3 {
+                s.spawn(async {});
+            }
+            s.spawn_blocking_on(&pool, || Ok::<_, String>(1));
+            "done"
+        })
+        .await;
+    assert_eq!(report.value, Some("done"));
+    assert_eq!(report.ok, 4);
+    assert_eq!(report.cancelled, 0);
+    let mut kinds: Vec<_> = report
+        .failed
+        .iter()
+        .map(|f| (f.kind, f.message.clone()))
+        .collect();
+    kinds.sort_by_key(|(_, m)| m.clone());
+    assert_eq!(
+        kinds,
+        [
+            (FailureKind::Error, "disk full".to_owned()),
+            (FailureKind::Panic, "sup-boom".to_owned()),
+        ]
+    );
+    // Each went to the root handler exactly once, with its path.
+    let mut got: Vec<Failure> = (0..2)
+        .map(|_| failures.recv_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
+    assert!(
+        failures.recv_timeout(Duration::from_millis(50)).is_err(),
+        "exactly once"
+    );
+    got.sort_by_key(|f| f.message.clone());
+    for f in &got {
+        assert!(f.path().unwrap().starts_with("supervisor scope #"), "{f}");
+        assert!(!f.restarting);
+    }
+    assert!(
+        got[0].to_string().contains("failed: disk full"),
+        "{}",
+        got[0]
+    );
+}
+
+#[tokio::test]
+async fn a_supervisor_scopes_body_panic_cancels_its_children() {
+    common::quiet_panics("body-boom");
+    let (d, failures) = registry();
+    let (cancelled_tx, cancelled_rx) = mpsc::channel();
+    let report = d
+        .supervisor_scope(|s| async move {
+            let guard = Dropped(Some(cancelled_tx));
+            s.spawn(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await
+            });
+            tokio::task::yield_now().await;
+            panic!("body-boom");
+        })
+        .await;
+    let report: bulkheads::SupervisorReport<()> = report;
+    assert_eq!(report.value, None);
+    assert_eq!(report.cancelled, 1);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].kind, FailureKind::Panic);
+    assert_eq!(report.failed[0].message, "body-boom");
+    cancelled_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        failures.try_recv().is_err(),
+        "the body's panic is the caller's, in the report"
+    );
+}
