@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p bulkheads-benches --bench headline                # full run
 //! cargo bench -p bulkheads-benches --bench headline -- W1          # only workloads matching "W1"
+//! cargo bench -p bulkheads-benches --bench headline -- W6          # only the tower layer's cost
 //! cargo bench -p bulkheads-benches --bench headline -- I1 I2 I3    # only the isolation workloads
 //! cargo bench -p bulkheads-benches --bench headline -- --quick     # smoke run, seconds
 //! cargo bench -p bulkheads-benches --bench headline -- --markdown  # tables also as Markdown
@@ -12,7 +13,9 @@
 //!
 //! The job workloads W1–W5 measure the cost of dispatching: every workload is driven from a
 //! task on a Tokio multi-thread runtime with 2 workers (the awaiting side is async); every
-//! result is awaited and summed, and the sum is checked against the job count. The isolation
+//! result is awaited and summed, and the sum is checked against the job count. W6 measures the
+//! tower layer (`bulkheads-tower`) per call on a service that answers at once, next to tower's
+//! `ConcurrencyLimit` and no layer, from client tasks on the same runtime. The isolation
 //! workloads I1–I3 measure the library's own timers (`max_wait`, the shutdown deadline, timers
 //! of futures pinned to a pool) while the registry's `cpu` pool is saturated by CPU work, next
 //! to plain Tokio whose timers share a runtime saturated the same way (see `isolation.rs`).
@@ -27,12 +30,13 @@
 //! runs in test mode: quick sizes, one sample, no warm-up, so a test run stays short.
 //!
 //! Layout: `plan` (arguments), `workloads` (the workload table, W1–W5), `contenders`, `pools`
-//! and `views` (what W1–W5 run against), `isolation` (I1–I3), `measure` (rounds, medians),
-//! `report` (header and tables).
+//! and `views` (what W1–W5 run against), `layers` (W6), `isolation` (I1–I3), `measure`
+//! (rounds, medians), `report` (header and tables).
 
 mod contenders;
 mod diag;
 mod isolation;
+mod layers;
 mod measure;
 mod plan;
 mod pools;

@@ -43,6 +43,17 @@ pub const JOB_COLUMNS: &[Column] = &[
     right("max", 10),
 ];
 
+/// Columns of the layer workload (W6): `vs limit` is median / tower `ConcurrencyLimit` median.
+pub const LAYER_COLUMNS: &[Column] = &[
+    left("contender", 44),
+    right("median", 10),
+    right("ratio", 7),
+    right("per call", 10),
+    right("vs limit", 9),
+    right("min", 10),
+    right("max", 10),
+];
+
 /// Columns of the isolation workloads (I1–I3): what each contender's contract promises
 /// (`expected`) and how far its median is from it (`vs expected`, median / expected).
 pub const ISOLATION_COLUMNS: &[Column] = &[

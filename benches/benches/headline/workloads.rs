@@ -8,10 +8,10 @@
 use std::time::{Duration, Instant};
 
 use crate::contenders::{self, Set};
-use crate::isolation;
 use crate::measure::{Human, rounds, summarize};
 use crate::plan::Plan;
 use crate::report::{self, Table};
+use crate::{isolation, layers};
 
 /// One named workload of the run.
 pub trait Workload {
@@ -24,14 +24,15 @@ pub trait Workload {
     fn measure(&self, rt: &tokio::runtime::Runtime, plan: &Plan) -> Result<Table, String>;
 }
 
-/// Every workload, in the order they run: the job workloads, the dump workload (W9), then the
-/// isolation ones.
-/// `quick` shrinks the job workloads (the isolation ones have one size).
+/// Every workload, in the order they run: the job workloads, the layer workload (W6), the
+/// dump workload (W9), then the isolation ones. `quick` shrinks the job, layer and dump
+/// workloads (the isolation ones have one size).
 pub fn all(quick: bool) -> Vec<Box<dyn Workload>> {
     let mut all: Vec<Box<dyn Workload>> = Vec::new();
     for w in job_workloads(quick) {
         all.push(Box::new(w));
     }
+    all.extend(layers::workloads(quick));
     all.extend(crate::diag::workloads(quick));
     all.extend(isolation::workloads());
     all
