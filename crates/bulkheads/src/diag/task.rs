@@ -130,8 +130,10 @@ pub struct TaskDump {
 }
 
 impl fmt::Display for TaskDump {
-    /// One line (the await-tree is not in it: [`Dump`](crate::Dump) shows it under the line): `#42 'nightly-vacuum' running blocking code for 1.2s, 1.2s old, busy 1.2s, 1
-    /// poll, detached, spawned at src/main.rs:10:5`.
+    /// One line, such as `#42 'nightly-vacuum' running blocking code for 1.20s, 1.20s old,
+    /// busy 1.20s, 1 poll, detached, spawned at src/main.rs:10:5` (busy time and polls only
+    /// once the task has started). An await-tree is not part of it: [`Dump`](crate::Dump)
+    /// shows it under the line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.id)?;
         if let Some(name) = &self.name {
@@ -142,13 +144,19 @@ impl fmt::Display for TaskDump {
             (TaskState::Queued | TaskState::WaitingForAdmission, _) | (_, None) => {}
             (_, Some(d)) => write!(f, " for {}", Short(d))?,
         }
-        write!(f, ", {} old, busy {}", Short(self.age), Short(self.busy))?;
-        write!(
-            f,
-            ", {} poll{}",
-            self.polls,
-            if self.polls == 1 { "" } else { "s" }
-        )?;
+        write!(f, ", {} old", Short(self.age))?;
+        // Work that has not started has no busy time or polls to show.
+        if self.polls > 0 {
+            if self.since_last_poll.is_some() {
+                write!(f, ", busy {}", Short(self.busy))?;
+            }
+            write!(
+                f,
+                ", {} poll{}",
+                self.polls,
+                if self.polls == 1 { "" } else { "s" }
+            )?;
+        }
         if self.cancel_requested {
             f.write_str(", asked to stop")?;
         }
