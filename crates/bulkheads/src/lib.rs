@@ -106,6 +106,9 @@ mod validate;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/supervision.md")]
 mod supervision_guide {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/diagnostics.md")]
+mod diagnostics_guide {}
 
 pub use crate::config::{
     BlockingSection, Config, CpuSection, DispatcherSection, LimitedSection, RuntimeSection,
