@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 
 use bulkheads::Dispatcher;
@@ -50,6 +51,8 @@ pub struct BulkheadLayer {
     name: Arc<str>,
     /// `Pinned` from `new`; set to `AdmissionOnly` by `admission_only`.
     mode: Mode,
+    /// Where the layer was made (the route's declaration): every request's spawn site.
+    location: &'static Location<'static>,
     /// Set by `task_name`; cloned onto every request's reservation.
     task_name: Option<Cow<'static, str>>,
 }
@@ -68,11 +71,16 @@ impl BulkheadLayer {
     /// A layer that runs every request's response future on `dispatcher` (pinned mode). On a
     /// blocking pool the future is driven to its end on one pool thread, so a handler that
     /// calls a blocking driver holds a pool thread, never one of the caller's runtime workers.
+    ///
+    /// Every request's task records the line that made the layer as its spawn site (in
+    /// errors, failure reports and dumps).
+    #[track_caller]
     pub fn new(dispatcher: Dispatcher) -> Self {
         BulkheadLayer {
             name: Arc::from(dispatcher.name()),
             dispatcher,
             mode: Mode::Pinned,
+            location: Location::caller(),
             task_name: None,
         }
     }
@@ -109,6 +117,7 @@ impl<S> Layer<S> for BulkheadLayer {
             self.dispatcher.clone(),
             self.name.clone(),
             self.mode,
+            self.location,
             self.task_name.clone(),
         )
     }

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -52,6 +53,8 @@ struct Shared {
     mode: Mode,
     /// The name `call` gives every request's task, if any.
     task_name: Option<Cow<'static, str>>,
+    /// Every request's spawn site: where the layer or service was made.
+    location: &'static Location<'static>,
 }
 
 type Reserving = Pin<Box<dyn Future<Output = Result<Reservation, DispatchError>> + Send>>;
@@ -74,9 +77,17 @@ enum Admission {
 impl<S> Bulkhead<S> {
     /// `inner` behind `dispatcher`, its response futures run on the dispatcher (pinned mode;
     /// [`BulkheadLayer`](crate::BulkheadLayer) has the other options).
+    #[track_caller]
     pub fn new(inner: S, dispatcher: Dispatcher) -> Self {
         let name = Arc::from(dispatcher.name());
-        Self::from_parts(inner, dispatcher, name, Mode::Pinned, None)
+        Self::from_parts(
+            inner,
+            dispatcher,
+            name,
+            Mode::Pinned,
+            Location::caller(),
+            None,
+        )
     }
 
     pub(crate) fn from_parts(
@@ -84,6 +95,7 @@ impl<S> Bulkhead<S> {
         dispatcher: Dispatcher,
         name: Arc<str>,
         mode: Mode,
+        location: &'static Location<'static>,
         task_name: Option<Cow<'static, str>>,
     ) -> Self {
         Bulkhead {
@@ -93,6 +105,7 @@ impl<S> Bulkhead<S> {
                 name,
                 mode,
                 task_name,
+                location,
             }),
             admission: Admission::Idle,
         }
@@ -141,9 +154,13 @@ where
         loop {
             match &mut self.admission {
                 Admission::Decided(_) => return Poll::Ready(Ok(())),
+                Admission::Idle if self.shared.dispatcher.max_wait().is_zero() => {
+                    // No waiting allowed: decided now, without a future to box.
+                    self.admission = Admission::Decided(self.shared.dispatcher.try_reserve());
+                }
                 Admission::Idle => {
-                    // `reserve` takes a free slot in its first poll, and rejects there when the
-                    // dispatcher has no `max_wait`; it waits only when it may.
+                    // `reserve` takes a free slot in its first poll; it waits only when the
+                    // dispatcher is full.
                     let reserving: Reserving = Box::pin(self.shared.dispatcher.reserve());
                     self.admission = Admission::Waiting(Mutex::new(reserving));
                 }
@@ -164,6 +181,7 @@ where
         let shared = &*self.shared;
         match std::mem::replace(&mut self.admission, Admission::Idle) {
             Admission::Decided(Ok(reservation)) => {
+                let reservation = reservation.at(shared.location);
                 let reservation = match &shared.task_name {
                     Some(name) => reservation.named(name.clone()),
                     None => reservation,

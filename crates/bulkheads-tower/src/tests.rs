@@ -284,6 +284,7 @@ async fn admission_only_mode_runs_the_response_future_in_the_callers_task() {
 #[tokio::test]
 async fn a_panicking_handler_is_a_dispatch_error_and_the_pool_serves_the_next() {
     let (_d, db) = pool("panics", 1, 0, Duration::ZERO);
+    let made_at = line!() + 1;
     let svc = BulkheadLayer::new(db.clone())
         .task_name("handler")
         .layer(service_fn(|n: u32| async move {
@@ -300,6 +301,13 @@ async fn a_panicking_handler_is_a_dispatch_error_and_the_pool_serves_the_next() 
     assert!(dispatch.is_panic());
     let text = err.to_string();
     assert!(text.starts_with("task 'handler' (#"), "{text}");
+    // The spawn site is the line that made the layer, not a line of this crate's service.
+    assert!(
+        text.contains(&format!(
+            "spawned at crates/bulkheads-tower/src/tests.rs:{made_at}:"
+        )),
+        "{text}"
+    );
     assert!(
         text.ends_with("on dispatcher 'panics' panicked: division by zero"),
         "{text}"

@@ -186,6 +186,59 @@ async fn reservations_take_and_give_back_slots() {
     assert!(s.is_balanced(), "{s:?}");
 }
 
+/// Work run here (admission only) that waits at an in-flight gate is rejected at the queue
+/// deadline itself, while the gate is still held; the dispatcher's `max_wait` and
+/// `queue_deadline` can be read; a reservation spent `at` a location reports that spawn site.
+#[tokio::test]
+async fn run_here_is_rejected_at_the_deadline_while_the_gate_is_held() {
+    let deadline = Duration::from_millis(20);
+    let d = Dispatchers::builder()
+        .cpu_threads(1)
+        .runtime(
+            "qd-here",
+            RuntimeConfig::workers(1)
+                .max_concurrent(1)
+                .queue(1)
+                .max_wait(Duration::from_millis(5))
+                .queue_deadline(deadline),
+        )
+        .build()
+        .unwrap();
+    let disp = d.get("qd-here").unwrap();
+    assert_eq!(disp.max_wait(), Duration::from_millis(5));
+    assert_eq!(disp.queue_deadline(), Some(deadline));
+    assert_eq!(d.cpu().max_wait(), Duration::ZERO);
+    assert_eq!(d.cpu().queue_deadline(), None);
+
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = tokio::spawn(disp.try_reserve().unwrap().run_here(async move {
+        started_tx.send(()).unwrap();
+        let _ = release_rx.await;
+    }));
+    started_rx.await.unwrap();
+    let site = std::panic::Location::caller();
+    let waiter = disp.try_reserve().unwrap().at(site).run_here(async { 1 });
+    let id = waiter.id();
+    let dump = d.dump();
+    let queued = dump.tasks().find(|t| t.id == id).unwrap();
+    assert_eq!(queued.location.line(), site.line(), "{dump}");
+    // Rejected while the holder still holds the gate: the deadline's own timer.
+    let err = waiter.await.unwrap_err();
+    assert!(
+        matches!(
+            err.reject_reason(),
+            Some(RejectReason::QueueDeadline { .. })
+        ),
+        "{err}"
+    );
+    release_tx.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let s = disp.stats();
+    assert_eq!(s.rejected.queue_deadline, 1, "{s:?}");
+    assert!(s.is_balanced(), "{s:?}");
+}
+
 /// `queue_deadline` in a file, and what is refused.
 #[test]
 fn the_queue_deadline_is_a_config_key_with_a_range() {

@@ -62,6 +62,7 @@ impl fmt::Debug for BulkheadLayer {
 impl BulkheadLayer {
     /// A layer that runs every request's handler on `dispatcher` (pinned mode): on a blocking
     /// pool, driven to its end on one pool thread.
+    #[track_caller]
     pub fn new(dispatcher: Dispatcher) -> Self {
         counters::describe();
         let name: Arc<str> = Arc::from(dispatcher.name());

@@ -200,6 +200,11 @@ impl Admission {
     }
 
     /// `None` when unbounded.
+    /// How long `run*` callers wait for room.
+    pub(crate) fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+
     pub(crate) fn capacity(&self) -> Option<usize> {
         self.slots.as_ref().map(|_| self.capacity)
     }

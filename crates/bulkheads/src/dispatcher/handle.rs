@@ -72,6 +72,18 @@ impl Dispatcher {
         self.core.stats()
     }
 
+    /// How long `run*` and [`reserve`](Self::reserve) wait for room when the dispatcher is
+    /// full (its `max_wait`); zero when they are rejected at once, as `spawn*` always is.
+    pub fn max_wait(&self) -> std::time::Duration {
+        self.core.admission.max_wait()
+    }
+
+    /// How long admitted work may stay queued before it is rejected instead of started (its
+    /// `queue_deadline`), if it has one.
+    pub fn queue_deadline(&self) -> Option<std::time::Duration> {
+        self.core.accounts.queue_deadline
+    }
+
     /// A view over this dispatcher that runs at most `parallelism` of its tasks at the same
     /// instant. It costs no threads. A view of a view takes the smaller cap (its tasks count
     /// against both), and a view's running work counts against its base's capacity. The view

@@ -41,6 +41,7 @@ pub struct Reservation {
     core: Arc<DispatcherCore>,
     slot: Slot,
     name: Option<Cow<'static, str>>,
+    location: Option<&'static Location<'static>>,
 }
 
 impl fmt::Debug for Reservation {
@@ -58,15 +59,16 @@ impl Dispatcher {
     #[track_caller]
     pub fn try_reserve(&self) -> Result<Reservation, DispatchError> {
         let core = self.core.clone();
-        let meta = core.meta(None, Location::caller());
-        let slot = core
-            .try_admit(&meta)
-            .map_err(|reason| core.rejection(reason))?;
-        Ok(Reservation {
-            core,
-            slot,
-            name: None,
-        })
+        // A task's identity is made when the slot is spent; a refusal needs one now, to be
+        // counted and logged.
+        match core.admission.try_admit() {
+            Ok(slot) => Ok(Reservation::new(core, slot)),
+            Err(reason) => {
+                let meta = core.meta(None, Location::caller());
+                core.accounts.rejected(&meta.info, &reason);
+                Err(core.rejection(reason))
+            }
+        }
     }
 
     /// Takes a slot, waiting up to the dispatcher's `max_wait` for one in FIFO order, the same
@@ -76,22 +78,40 @@ impl Dispatcher {
         &self,
     ) -> impl Future<Output = Result<Reservation, DispatchError>> + Send + 'static {
         let core = self.core.clone();
-        let meta = core.meta(None, Location::caller());
+        let location = Location::caller();
         async move {
+            if let Ok(slot) = core.admission.try_admit() {
+                return Ok(Reservation::new(core, slot));
+            }
+            let meta = core.meta(None, location);
             let slot = core
                 .admit(&meta, false)
                 .await
                 .map_err(|reason| core.rejection(reason))?;
-            Ok(Reservation {
-                core,
-                slot,
-                name: None,
-            })
+            Ok(Reservation::new(core, slot))
         }
     }
 }
 
 impl Reservation {
+    fn new(core: Arc<DispatcherCore>, slot: Slot) -> Self {
+        Reservation {
+            core,
+            slot,
+            name: None,
+            location: None,
+        }
+    }
+
+    /// Records `location` as the spawn site of the task the reservation will be spent on
+    /// (shown in errors, failures and dumps), instead of the line that spends it. For
+    /// libraries that spend reservations on their users' behalf, such as a tower layer, with
+    /// the user's `Location::caller()`.
+    pub fn at(mut self, location: &'static Location<'static>) -> Self {
+        self.location = Some(location);
+        self
+    }
+
     /// Names the task the reservation will be spent on.
     pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
@@ -111,7 +131,8 @@ impl Reservation {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let meta = self.core.meta(self.name, Location::caller());
+        let location = self.location.unwrap_or(Location::caller());
+        let meta = self.core.meta(self.name, location);
         let (id, task) = self.core.spawn(meta, WorkKind::Async, fut, self.slot);
         JoinHandle::attached(id, task)
     }
@@ -141,8 +162,13 @@ impl Reservation {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let meta = self.core.meta(self.name, Location::caller());
+        let location = self.location.unwrap_or(Location::caller());
+        let meta = self.core.meta(self.name, location);
         let ((id, task), runner) = self.core.spawn_here(meta, fut, self.slot);
-        Running::here(JoinHandle::attached(id, task), Box::pin(runner))
+        Running::here(
+            JoinHandle::attached(id, task),
+            Box::pin(runner),
+            &self.core.shared.control,
+        )
     }
 }

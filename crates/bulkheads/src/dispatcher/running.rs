@@ -43,10 +43,7 @@ impl<T> fmt::Debug for Running<T> {
 impl<T: Send + 'static> Running<T> {
     /// Awaits `handle`, arming its queue deadline (if any) on `timer`.
     pub(crate) fn new(handle: JoinHandle<T>, timer: &tokio::runtime::Handle) -> Self {
-        let deadline = handle.time_to_queue_deadline().map(|left| {
-            let _ctx = timer.enter();
-            Box::pin(tokio::time::sleep(left))
-        });
+        let deadline = Self::deadline(&handle, timer);
         Running {
             handle,
             deadline,
@@ -54,16 +51,28 @@ impl<T: Send + 'static> Running<T> {
         }
     }
 
-    /// Awaits `handle`, whose runner `here` is polled by the caller itself.
+    /// Awaits `handle`, whose runner `here` is polled by the caller itself; its queue deadline
+    /// (if any: the wait at an in-flight gate) is armed on `timer`.
     pub(crate) fn here(
         handle: JoinHandle<T>,
         here: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
+        timer: &tokio::runtime::Handle,
     ) -> Self {
         Running {
+            deadline: Self::deadline(&handle, timer),
             handle,
-            deadline: None,
             here: Some(here),
         }
+    }
+
+    fn deadline(
+        handle: &JoinHandle<T>,
+        timer: &tokio::runtime::Handle,
+    ) -> Option<Pin<Box<tokio::time::Sleep>>> {
+        handle.time_to_queue_deadline().map(|left| {
+            let _ctx = timer.enter();
+            Box::pin(tokio::time::sleep(left))
+        })
     }
 
     /// The task's id.
