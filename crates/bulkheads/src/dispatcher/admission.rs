@@ -349,6 +349,15 @@ impl GatePass {
     /// were submitted, not in the order an executor first polls them (Tokio runs the newest
     /// task first from its LIFO slot). The real waker replaces the no-op one at the first poll.
     pub(crate) fn join(sem: Arc<Semaphore>) -> Self {
+        // A free permit means nobody queues for one (a release hands permits to waiters
+        // first): taking it keeps the order, without a future to box.
+        if let Ok(permit) = sem.clone().try_acquire_owned() {
+            return GatePass {
+                sem,
+                acquire: None,
+                permit: Some(permit),
+            };
+        }
         let mut acquire: Pin<Box<Acquire>> = Box::pin(sem.clone().acquire_owned());
         let mut cx = Context::from_waker(Waker::noop());
         let permit = match acquire.as_mut().poll(&mut cx) {
