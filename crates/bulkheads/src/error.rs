@@ -149,7 +149,8 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    /// The metric label of this reason (`queue_full`, `wait_timeout`, `shutting_down`).
+    /// The metric label of this reason (`queue_full`, `wait_timeout`, `shutting_down`,
+    /// `queue_deadline`).
     pub fn label(&self) -> &'static str {
         match self {
             RejectReason::QueueFull { .. } => "queue_full",
