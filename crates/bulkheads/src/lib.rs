@@ -104,8 +104,8 @@ mod validate;
 
 // The guides' examples compile and run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/supervision.md")]
-mod supervision_guide {}
+#[doc = include_str!("../../../docs/guide.md")]
+mod guide {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/diagnostics.md")]
 mod diagnostics_guide {}

@@ -158,3 +158,37 @@ async fn waiters_are_released_with_shutting_down() {
     assert!(s.is_balanced(), "{s:?}");
     gate.open();
 }
+
+/// A detached task's panic reaches the root handler before shutdown counts the task as done:
+/// once `shutdown` returns, every failure of the work it drained has been reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_after_the_failures_of_what_it_drained_were_reported() {
+    for round in 0..200 {
+        let reported = Arc::new(AtomicUsize::new(0));
+        let r = reported.clone();
+        let d = Dispatchers::builder()
+            .cpu_threads(1)
+            .blocking("failing", BlockingConfig::threads(1))
+            .on_failure(move |_| {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go_tx, go) = std::sync::mpsc::channel::<()>();
+        drop(d.get("failing").unwrap().spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            let _ = go.recv();
+            panic!("round failed");
+        }));
+        started.recv().unwrap();
+        go_tx.send(()).unwrap();
+        let report = d.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(report.dispatcher("failing").unwrap().panicked, 1);
+        assert_eq!(
+            reported.load(Ordering::SeqCst),
+            1,
+            "round {round}: shutdown returned before the failure was reported"
+        );
+    }
+}

@@ -185,18 +185,27 @@ where
             accounts.count_failure();
         }
         let won = self.header.state.decide_started(terminal);
-        if won {
-            accounts.decided(&self.header.info, outcome, false);
-        }
-        drop(slot);
         let result = match completion {
             Completion::Ok(v) => Ok(v),
             Completion::Panicked(payload) => Err(Failed::Panicked(payload)),
             Completion::Cancelled => Err(Failed::Cancelled),
         };
         if won {
-            self.publish(result);
+            if lock(&self.inner).detached {
+                // Nobody will read it: its panic reaches the root handler (or its value is
+                // dropped) before the decision is counted, so a shutdown that has seen every
+                // decision has seen every failure.
+                drop(slot);
+                self.publish(result);
+                accounts.decided(&self.header.info, outcome, false);
+            } else {
+                // Counted before the caller can see the result: its `Stats` agree with it.
+                accounts.decided(&self.header.info, outcome, false);
+                drop(slot);
+                self.publish(result);
+            }
         } else {
+            drop(slot);
             // Abandoned: its caller already has `Cancelled`. A panic still reaches the root
             // handler; a value is dropped here, contained.
             match result {
