@@ -1,5 +1,6 @@
 //! Measuring: the interleaved round-robin every workload's samples go through, the summary of
-//! a contender's samples (median, min, max), and [`Human`] durations.
+//! a contender's samples (median, min, max; of durations, or of byte counts for W8), and
+//! [`Human`] durations.
 
 use std::fmt::{self, Display};
 use std::time::Duration;
@@ -27,20 +28,38 @@ pub fn rounds(
     Ok(times)
 }
 
-pub struct Summary {
-    pub median: Duration,
-    pub min: Duration,
-    pub max: Duration,
+pub struct Summary<T = Duration> {
+    pub median: T,
+    pub min: T,
+    pub max: T,
+}
+
+/// A sample value with a midpoint, for the median of an even number of samples.
+pub trait Midpoint: Ord + Copy {
+    fn midpoint(a: Self, b: Self) -> Self;
+}
+
+impl Midpoint for Duration {
+    fn midpoint(a: Self, b: Self) -> Self {
+        (a + b) / 2
+    }
+}
+
+/// Byte counts (W8).
+impl Midpoint for i64 {
+    fn midpoint(a: Self, b: Self) -> Self {
+        (a + b) / 2
+    }
 }
 
 /// Median, min and max of at least one sample.
-pub fn summarize(mut v: Vec<Duration>) -> Summary {
+pub fn summarize<T: Midpoint>(mut v: Vec<T>) -> Summary<T> {
     v.sort_unstable();
     let len = v.len();
     let median = if len % 2 == 1 {
         v[len / 2]
     } else {
-        (v[len / 2 - 1] + v[len / 2]) / 2
+        T::midpoint(v[len / 2 - 1], v[len / 2])
     };
     Summary {
         median,

@@ -24,8 +24,9 @@ impl Plan {
 
 pub const USAGE: &str = "usage: cargo bench -p bulkheads-benches --bench headline -- [--quick] [--markdown] [FILTER...]
   FILTER      run only workloads whose name contains it (case-insensitive), e.g. W1 or I2;
-              W1-W5 measure dispatch, W6 the tower layer per call, I1-I3 the library's own
-              timers with the cpu pool saturated
+              W1-W5 measure dispatch, W6 the tower layer per call, W8 RSS growth under 1M
+              submissions to a held pool (Linux; a child process per sample), W9 dumps,
+              I1-I3 the library's own timers with the cpu pool saturated
   --quick     fewer samples (3, 1 warm-up) and W sizes divided by 10: a smoke run of seconds
   --markdown  also print every table as a Markdown table, after the plain one
 env:

@@ -66,11 +66,13 @@ pub const ISOLATION_COLUMNS: &[Column] = &[
     right("max", 10),
 ];
 
-/// One workload's results: a row of cells per contender, the first cell its label.
+/// One workload's results: a row of cells per contender, the first cell its label, and notes
+/// printed after the rows.
 pub struct Table {
     name: &'static str,
     columns: &'static [Column],
     rows: Vec<Vec<String>>,
+    notes: Vec<String>,
 }
 
 impl Table {
@@ -79,7 +81,13 @@ impl Table {
             name,
             columns,
             rows: Vec::new(),
+            notes: Vec::new(),
         }
+    }
+
+    /// Adds a line printed after the rows (what a column cannot say).
+    pub fn note(&mut self, note: String) {
+        self.notes.push(note);
     }
 
     /// Adds a row; it has one cell per column.
@@ -96,11 +104,14 @@ impl Table {
             let cells: Vec<&str> = row.iter().map(String::as_str).collect();
             println!("{}", self.line(self.name, &cells));
         }
-        if self.rows.is_empty() {
+        if self.rows.is_empty() && self.notes.is_empty() {
             println!(
                 "{:<4} (no contender matches HEADLINE_CONTENDERS)",
                 self.name
             );
+        }
+        for note in &self.notes {
+            println!("{:<4} note: {note}", self.name);
         }
     }
 
@@ -131,6 +142,12 @@ impl Table {
         for row in &self.rows {
             let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
             println!("| {} |", cells.join(" | "));
+        }
+        if !self.notes.is_empty() {
+            println!();
+            for note in &self.notes {
+                println!("{note}");
+            }
         }
     }
 }

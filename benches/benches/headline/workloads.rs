@@ -11,7 +11,7 @@ use crate::contenders::{self, Set};
 use crate::measure::{Human, rounds, summarize};
 use crate::plan::Plan;
 use crate::report::{self, Table};
-use crate::{isolation, layers};
+use crate::{isolation, layers, overload};
 
 /// One named workload of the run.
 pub trait Workload {
@@ -25,14 +25,15 @@ pub trait Workload {
 }
 
 /// Every workload, in the order they run: the job workloads, the layer workload (W6), the
-/// dump workload (W9), then the isolation ones. `quick` shrinks the job, layer and dump
-/// workloads (the isolation ones have one size).
+/// overload memory workload (W8), the dump workload (W9), then the isolation ones. `quick`
+/// shrinks the job, layer, overload and dump workloads (the isolation ones have one size).
 pub fn all(quick: bool) -> Vec<Box<dyn Workload>> {
     let mut all: Vec<Box<dyn Workload>> = Vec::new();
     for w in job_workloads(quick) {
         all.push(Box::new(w));
     }
     all.extend(layers::workloads(quick));
+    all.extend(overload::workloads(quick));
     all.extend(crate::diag::workloads(quick));
     all.extend(isolation::workloads());
     all
