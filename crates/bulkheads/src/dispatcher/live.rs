@@ -6,9 +6,13 @@
 //! shard whenever it has doubled since it was last pruned, and every shard is pruned once a
 //! second by the registry's control thread: under load a shard holds at most about twice its
 //! live tasks plus a constant, and after a burst it lets go.
+//!
+//! Entries are weak: a task lives as long as its executor or its caller holds it, never
+//! because it is listed here. (A task's cell holds its dispatcher's accounts, which hold this
+//! set: strong entries would make a cycle, and a dropped view would never be freed.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 // See `accounts` on the clock.
 use quanta::Instant;
@@ -37,14 +41,14 @@ pub(crate) struct LiveSet {
 }
 
 struct Shard {
-    tasks: Vec<Arc<dyn LiveTask>>,
+    tasks: Vec<Weak<dyn LiveTask>>,
     /// Prune when `tasks` reaches this length.
     prune_at: usize,
 }
 
 impl Shard {
     fn prune(&mut self) {
-        self.tasks.retain(|t| t.is_live());
+        self.tasks.retain(is_live);
         self.prune_at = PRUNE_FLOOR.max(2 * self.tasks.len());
         self.tasks.shrink_to(self.prune_at);
     }
@@ -63,12 +67,12 @@ impl LiveSet {
     }
 
     /// Registers a task.
-    pub(crate) fn register(&self, task: Arc<dyn LiveTask>) {
+    pub(crate) fn register(&self, task: Weak<dyn LiveTask>) {
         // The submitting thread's own shard: nobody else takes this lock but a pruner or a
         // snapshot, so it is uncontended.
         let mut shard = lock(&self.shards[thread_shard(SHARDS)]);
         if shard.tasks.len() >= shard.prune_at {
-            shard.tasks.retain(|t| t.is_live());
+            shard.tasks.retain(is_live);
             shard.prune_at = PRUNE_FLOOR.max(2 * shard.tasks.len());
         }
         shard.tasks.push(task);
@@ -88,7 +92,13 @@ impl LiveSet {
     pub(crate) fn live(&self) -> Vec<Arc<dyn LiveTask>> {
         let mut all = Vec::new();
         for shard in &self.shards {
-            all.extend(lock(shard).tasks.iter().filter(|t| t.is_live()).cloned());
+            all.extend(
+                lock(shard)
+                    .tasks
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|t| t.is_live()),
+            );
         }
         all
     }
@@ -101,12 +111,17 @@ impl LiveSet {
                 lock(shard)
                     .tasks
                     .iter()
-                    .filter(|t| !t.is_decided())
-                    .cloned(),
+                    .filter_map(Weak::upgrade)
+                    .filter(|t| !t.is_decided()),
             );
         }
         all
     }
+}
+
+/// Still held by someone, and live.
+fn is_live(task: &Weak<dyn LiveTask>) -> bool {
+    task.upgrade().is_some_and(|t| t.is_live())
 }
 
 /// A caller waiting for room (`run*`, `reserve` on a full dispatcher): not a task yet, but a
@@ -194,17 +209,14 @@ mod tests {
         let mut decided = Vec::new();
         for i in 0..10_000u64 {
             let t: Arc<Fake> = Arc::new(Fake(AtomicBool::new(false)));
-            set.register(t.clone());
+            set.register(Arc::downgrade(&t) as Weak<dyn LiveTask>);
             match i % 3 {
                 0 => undecided.push(t),
                 1 => {
                     t.0.store(true, Ordering::SeqCst); // decided, still referenced
                     decided.push(t);
                 }
-                _ => {
-                    t.0.store(true, Ordering::SeqCst); // decided, nobody else holds it
-                    drop(t);
-                }
+                _ => drop(t), // undecided, but nobody holds it any more: gone
             }
         }
         assert_eq!(set.snapshot().len(), undecided.len());

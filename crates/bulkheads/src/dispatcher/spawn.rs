@@ -21,7 +21,7 @@ use super::admission::{Admission, GatePass, Slot};
 use super::executor::Base;
 use super::kind::Kind;
 use super::kinds::AnyExecutor;
-use super::live::Waiter;
+use super::live::{LiveTask, Waiter};
 use super::stats::Stats;
 use super::task::NewTask;
 use super::task::cell::join::Joinable;
@@ -158,7 +158,8 @@ impl DispatcherCore {
             self.accounts.name.clone(),
             blocking,
         ));
-        self.accounts.live.register(waiter.clone());
+        let entry: Weak<dyn LiveTask> = Arc::downgrade(&waiter) as Weak<dyn LiveTask>;
+        self.accounts.live.register(entry);
         let mut waiting = Waiting(&self.accounts, &meta.info, false, waiter);
         let decision = self.admission.admit(&self.shared.control).await;
         waiting.2 = true;
@@ -221,7 +222,8 @@ impl DispatcherCore {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.accounts.live.register(cell.clone());
+        let entry: Weak<dyn LiveTask> = Arc::downgrade(&cell) as Weak<dyn LiveTask>;
+        self.accounts.live.register(entry);
         (cell.header.info.id, cell)
     }
 
