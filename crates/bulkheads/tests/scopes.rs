@@ -179,7 +179,7 @@ async fn dropping_a_scope_cancels_its_children() {
     let (d, _failures) = registry();
     let (cancelled_tx, cancelled_rx) = mpsc::channel();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let scope = d.scope(|s| async move {
+    let scope = d.scope::<(), String, _, _>(|s| async move {
         let guard = Dropped(Some(cancelled_tx));
         s.spawn(async move {
             let _guard = guard;
@@ -311,4 +311,75 @@ async fn a_child_failing_after_the_body_returned_still_cancels_its_siblings() {
         .recv_timeout(Duration::from_secs(5))
         .expect("the waiting child was cancelled");
     assert_eq!(d.cpu().stats().in_flight, 0, "no child outlives its scope");
+}
+
+/// Sends on drop, then panics: a body whose cancellation panics.
+struct PanicsOnDrop(Option<mpsc::Sender<()>>);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+        panic!("the body's value panicked on drop");
+    }
+}
+
+#[tokio::test]
+async fn a_body_panicking_while_cancelled_is_a_later_failure_and_the_first_one_is_returned() {
+    let (d, failures) = registry();
+    let (dropped_tx, dropped_rx) = mpsc::channel();
+    let err = d
+        .scope(|s| async move {
+            let _guard = PanicsOnDrop(Some(dropped_tx));
+            s.spawn(async { Err::<(), _>("child err".to_owned()) });
+            std::future::pending::<Result<(), String>>().await
+        })
+        .await
+        .unwrap_err();
+    dropped_rx.recv().unwrap();
+    assert!(
+        matches!(&err.cause, ScopeFailure::Child { error, .. } if error == "child err"),
+        "{err:?}"
+    );
+    assert_eq!(err.later.len(), 1, "{err:?}");
+    assert_eq!(err.later[0].kind, FailureKind::Panic);
+    assert_eq!(err.later[0].message, "the body's value panicked on drop");
+    assert!(
+        failures.try_recv().is_err(),
+        "observed: not for the root handler"
+    );
+}
+
+#[tokio::test]
+async fn a_body_panic_cancels_the_children_then_resumes_in_the_caller() {
+    let (d, failures) = registry();
+    let (cancelled_tx, cancelled_rx) = mpsc::channel();
+    let (running_tx, running_rx) = tokio::sync::oneshot::channel::<()>();
+    let scope = d.scope::<(), String, _, _>(|s| async move {
+        let guard = Dropped(Some(cancelled_tx));
+        s.spawn(async move {
+            let _guard = guard;
+            let _ = running_tx.send(());
+            std::future::pending::<Result<(), String>>().await
+        });
+        let _ = running_rx.await;
+        panic!("the body gave up");
+    });
+    let joined = tokio::spawn(scope).await;
+    let panic = joined.unwrap_err();
+    assert!(panic.is_panic());
+    let message = panic.into_panic();
+    assert_eq!(
+        message.downcast_ref::<&str>().copied(),
+        Some("the body gave up")
+    );
+    cancelled_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the child was cancelled");
+    assert_eq!(d.cpu().stats().in_flight, 0, "no child outlives its scope");
+    assert!(
+        failures.try_recv().is_err(),
+        "the panic went to the caller only"
+    );
 }

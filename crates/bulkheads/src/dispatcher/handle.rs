@@ -168,6 +168,11 @@ impl Dispatcher {
 
     /// Reports a failure a scope or supervisor observed in a child of this dispatcher to the
     /// registry's root failure handler (counted in `bulkheads_failures_total`).
+    /// Hands `failure` to the root handler (counted), as a failure nobody observes.
+    pub(crate) fn report_failure(&self, failure: Failure) {
+        self.core.accounts.report_child_failure(failure);
+    }
+
     pub(crate) fn report_child_failure(
         &self,
         task: TaskInfo,

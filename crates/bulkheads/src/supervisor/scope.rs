@@ -5,11 +5,14 @@
 //! failure (a child's `Err` or panic, or the body's `Err`) cancels the body and every other
 //! child and is what the scope returns, with the failures that came after it attached; a
 //! dropped scope cancels its children. Failures go to the caller of the scope, never to the
-//! root failure handler: they are observed.
+//! root failure handler: they are observed. The one exception is a panic of the body itself
+//! when it comes first: it resumes in the caller (as inline code's panic would), and the
+//! failures the children had meanwhile go to the root handler rather than nowhere.
 
+use std::any::Any;
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,9 +23,9 @@ use super::children::{Child, Ended, Watch};
 use super::failure::{Failure, FailureKind};
 use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::join::JoinHandle;
-use crate::dispatcher::task::id::TaskInfo;
+use crate::dispatcher::task::id::{TaskId, TaskInfo};
 use crate::dispatcher::task_builder::TaskBuilder;
-use crate::error::DispatchError;
+use crate::error::{DispatchError, panic_message};
 use crate::registry::Dispatchers;
 
 /// Why an all-or-nothing scope failed: its first failure, and those that came after it.
@@ -233,6 +236,11 @@ impl Dispatchers {
     /// cancels every child: none is left running unwatched (a blocking closure already running
     /// cannot be interrupted; it is abandoned, as with `abort`).
     ///
+    /// A panic in the body cancels every child too; once they have ended, the panic resumes in
+    /// the scope's caller, as it would have in code awaited inline (failures the children had
+    /// by then go to the root handler). A body that panics while it is being cancelled by
+    /// another failure (in a `Drop`) is one of the scope's `later` failures.
+    ///
     /// ```
     /// # #[tokio::main] async fn main() {
     /// # let dispatchers = bulkheads::Dispatchers::builder().cpu_threads(2).build().unwrap();
@@ -257,6 +265,7 @@ impl Dispatchers {
     /// assert!(failed.to_string().ends_with("failed: no such file"), "{failed}");
     /// # }
     /// ```
+    #[track_caller]
     pub fn scope<T, E, F, Fut>(
         &self,
         body: F,
@@ -266,51 +275,102 @@ impl Dispatchers {
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display + Send + 'static,
     {
+        let location = Location::caller();
         let cpu = self.cpu();
-        let path: Arc<str> = format!("scope #{}", cpu.next_scope_id()).into();
+        let id = cpu.next_scope_id();
+        let path: Arc<str> = format!("scope #{id}").into();
+        let mut body_info = TaskInfo::new(TaskId(id), Some("body".into()), location);
+        body_info.parent = Some(path.clone());
         let watch: Watch<Result<(), E>> = Watch::new(path, cpu.clone());
         let scope = Scope {
             children: watch.children.clone(),
-            cpu,
+            cpu: cpu.clone(),
         };
-        run_scope(watch, body(scope))
+        run_scope(watch, body(scope), body_info, cpu)
+    }
+}
+
+/// The body's panic as a failure of the scope's `body`.
+fn body_panic(info: &TaskInfo, cpu: &Dispatcher, payload: &(dyn Any + Send)) -> Failure {
+    Failure::new(
+        cpu.name().into(),
+        info.clone(),
+        FailureKind::Panic,
+        panic_message(payload),
+    )
+}
+
+/// A scope's first failure as a [`Failure`], for the root handler.
+fn as_failure<E: fmt::Display>(
+    cause: ScopeFailure<E>,
+    body: &TaskInfo,
+    cpu: &Dispatcher,
+) -> Failure {
+    match cause {
+        ScopeFailure::Body(e) => Failure::new(
+            cpu.name().into(),
+            body.clone(),
+            FailureKind::Error,
+            e.to_string(),
+        ),
+        ScopeFailure::Child {
+            task,
+            dispatcher,
+            error,
+        } => Failure::new(dispatcher, task, FailureKind::Error, error.to_string()),
+        ScopeFailure::Dispatch(e) => dispatch_failure(e, body.clone()),
     }
 }
 
 /// The scope's loop: children first, then the body, until both are done.
+///
+/// A panic of the body (in a poll, or while it is dropped on cancellation) is contained
+/// here. After another failure it is one of the `later` failures. As the first failure it
+/// cancels the children, and once they have ended it resumes in the scope's caller, as a panic
+/// of code awaited inline would; failures the children had by then go to the root handler.
 async fn run_scope<T, E, Fut>(
     mut watch: Watch<Result<(), E>>,
     body: Fut,
+    body_info: TaskInfo,
+    cpu: Dispatcher,
 ) -> Result<T, ScopeError<E>>
 where
     Fut: Future<Output = Result<T, E>>,
     E: fmt::Display + Send + 'static,
 {
-    {
-        let mut body = Some(Box::pin(body));
-        let mut value: Option<T> = None;
-        let mut cause: Option<ScopeFailure<E>> = None;
-        let mut later: Vec<Failure> = Vec::new();
-        let mut cancelled = false;
-        poll_fn(|cx| {
-            loop {
-                // Children first: a failure cancels the body before it can poll a failed
-                // child's task.
-                let mut progressed = false;
-                while let Poll::Ready(Some(ended)) = watch.poll_ended(cx) {
-                    progressed = true;
-                    record(ended, cause.is_some(), &mut cause, &mut later);
+    let mut body = Some(Box::pin(body));
+    let mut value: Option<T> = None;
+    let mut cause: Option<ScopeFailure<E>> = None;
+    let mut panicked: Option<Box<dyn Any + Send>> = None;
+    let mut later: Vec<Failure> = Vec::new();
+    let mut cancelled = false;
+    poll_fn(|cx| {
+        loop {
+            // Children first: a failure cancels the body before it can poll a failed
+            // child's task.
+            let mut progressed = false;
+            while let Poll::Ready(Some(ended)) = watch.poll_ended(cx) {
+                progressed = true;
+                let failing = cause.is_some() || panicked.is_some();
+                record(ended, failing, &mut cause, &mut later);
+            }
+            // A failure cancels the body and every other child, also when the body has
+            // already returned its value.
+            if cause.is_some() && !cancelled {
+                cancelled = true;
+                if let Some(b) = body.take() {
+                    // Dropped: the body is cancelled. Its `Drop` may panic too.
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(b))) {
+                        later.push(body_panic(&body_info, &cpu, &*payload));
+                    }
                 }
-                // A failure cancels the body and every other child, also when the body has
-                // already returned its value.
-                if cause.is_some() && !cancelled {
-                    cancelled = true;
-                    body = None; // dropped: the body is cancelled
-                    watch.cancel_all();
-                    continue;
-                }
-                if let Some(b) = body.as_mut() {
-                    if let Poll::Ready(out) = b.as_mut().poll(cx) {
+                watch.cancel_all();
+                continue;
+            }
+            if let Some(b) = body.as_mut() {
+                match catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => {}
+                    Ok(Poll::Ready(out)) => {
                         body = None;
                         progressed = true;
                         match out {
@@ -322,24 +382,46 @@ where
                             }
                         }
                     }
-                }
-                if body.is_none() && watch.is_empty() {
-                    return Poll::Ready(());
-                }
-                if !progressed {
-                    return Poll::Pending;
+                    Err(payload) => {
+                        progressed = true;
+                        cancelled = true;
+                        if let Some(b) = body.take() {
+                            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(b))) {
+                                later.push(body_panic(&body_info, &cpu, &*again));
+                            }
+                        }
+                        watch.cancel_all();
+                        panicked = Some(payload);
+                    }
                 }
             }
-        })
-        .await;
-        // Nothing can be spawned any more.
-        watch.cancel_all();
-        match (cause, value) {
-            (Some(cause), _) => Err(ScopeError { cause, later }),
-            (None, Some(value)) => Ok(value),
-            // The body ended without a value only by failing, which set `cause`.
-            (None, None) => unreachable!("a scope's body ended without a value or a failure"),
+            if body.is_none() && watch.is_empty() {
+                return Poll::Ready(());
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
         }
+    })
+    .await;
+    // Nothing can be spawned any more.
+    watch.cancel_all();
+    if let Some(payload) = panicked {
+        // The body's panic came first (a failure before it would have cancelled the body):
+        // what the children had goes to the root handler, the panic to the caller.
+        if let Some(cause) = cause {
+            cpu.report_failure(as_failure(cause, &body_info, &cpu));
+        }
+        for failure in later {
+            cpu.report_failure(failure);
+        }
+        std::panic::resume_unwind(payload);
+    }
+    match (cause, value) {
+        (Some(cause), _) => Err(ScopeError { cause, later }),
+        (None, Some(value)) => Ok(value),
+        // The body ended without a value only by failing or panicking, handled above.
+        (None, None) => unreachable!("a scope's body ended without a value or a failure"),
     }
 }
 
