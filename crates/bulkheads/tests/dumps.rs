@@ -74,6 +74,10 @@ async fn a_task_cancelled_in_blocking_code_is_a_zombie_until_it_returns() {
     let pool_dump = dump.dispatcher("dump-pool").unwrap();
     assert_eq!(pool_dump.tasks.len(), 1, "still running: still in the dump");
     assert_eq!(pool_dump.tasks[0].state, TaskState::Abandoned);
+    assert!(
+        pool_dump.tasks[0].cancel_requested,
+        "abandoned: it was asked to stop"
+    );
     let suspects = dump.suspects(Duration::from_secs(60));
     assert_eq!(suspects.len(), 1);
     assert_eq!(suspects[0].reason, SuspectReason::Zombie);
@@ -110,6 +114,23 @@ async fn a_task_that_never_yields_is_shown_running() {
     );
     assert!(!t.blocking);
     assert!(dump.to_string().contains("1 running, 0 idle"), "{dump}");
+    // The poll under way counts as busy, and a thread held that long is a suspect.
+    assert_eq!(t.busy, t.since_last_poll.unwrap(), "{t:?}");
+    let suspects = dump.suspects(Duration::ZERO);
+    assert!(
+        suspects
+            .iter()
+            .any(|s| s.reason == SuspectReason::LongPoll && s.task.id == t.id),
+        "{suspects:?}"
+    );
+    assert!(
+        suspects
+            .iter()
+            .map(|s| s.to_string())
+            .any(|line| line.starts_with("long poll: in one poll for ")),
+        "{suspects:?}"
+    );
+    assert!(dump.suspects(Duration::from_secs(3600)).is_empty());
     stop.store(true, Ordering::Relaxed);
     spinner.await.unwrap();
     assert!(d.dump().is_empty());
@@ -391,11 +412,13 @@ async fn supervisor_nesting_shows_in_the_tree() {
         .start(&d)
         .unwrap();
     started.recv().await.unwrap();
+    cpu_settles(&d).await; // the worker's first poll has ended: it is idle
     let dump = d.dump();
     let worker = dump
         .tasks()
         .find(|t| t.name.as_deref() == Some("worker"))
         .unwrap_or_else(|| panic!("no worker in {dump}"));
+    assert_eq!(worker.state, TaskState::Idle, "{dump}");
     assert_eq!(
         worker.parent.as_deref(),
         Some("supervisor 'outer'/supervisor 'inner'/child 'worker'")

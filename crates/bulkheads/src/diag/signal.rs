@@ -88,6 +88,8 @@ impl Dispatchers {
             rt.block_on(async move {
                 loop {
                     tokio::select! {
+                        // A stop request wins over a signal that arrived with it.
+                        biased;
                         _ = &mut stopped => break,
                         got = signals.recv() => {
                             if got.is_none() {

@@ -1,5 +1,6 @@
 //! [`Suspect`]s: the live tasks a dump finds suspicious — ghosts (detached and idle), zombies
-//! (asked to stop, still running), long blocking jobs, and children that outlived their scope.
+//! (asked to stop, still running), long blocking jobs, long polls (async work that does not
+//! yield), and children that outlived their scope.
 //!
 //! Why a child outliving its scope can only be a blocking closure: a scope returns only after
 //! every child has ended, and when it fails or is dropped it cancels the rest. Async work stops
@@ -35,17 +36,22 @@ pub enum SuspectReason {
     Zombie,
     /// A blocking closure running for longer than the threshold.
     LongBlocking,
+    /// Async work inside one poll for longer than the threshold: it does not reach an
+    /// `.await`, and holds its worker thread meanwhile (blocking code, or a long computation,
+    /// in async code).
+    LongPoll,
     /// A child of a scope that has already returned.
     OutlivedScope,
 }
 
 impl SuspectReason {
-    /// A short label (`ghost`, `zombie`, `long blocking`, `outlived its scope`).
+    /// A short label (`ghost`, `zombie`, `long blocking`, `long poll`, `outlived its scope`).
     pub fn label(&self) -> &'static str {
         match self {
             SuspectReason::DetachedIdle => "ghost",
             SuspectReason::Zombie => "zombie",
             SuspectReason::LongBlocking => "long blocking",
+            SuspectReason::LongPoll => "long poll",
             SuspectReason::OutlivedScope => "outlived its scope",
         }
     }
@@ -69,6 +75,14 @@ impl fmt::Display for Suspect {
             (SuspectReason::LongBlocking, Some(idle)) => {
                 write!(f, "running blocking code for {idle}")?
             }
+            (SuspectReason::LongPoll, Some(busy)) => {
+                write!(f, "in one poll for {busy}, holding its thread")?
+            }
+            (SuspectReason::LongPoll, None) => write!(
+                f,
+                "in one poll, holding its thread (polls not timed; {} old)",
+                Short(t.age)
+            )?,
             (SuspectReason::LongBlocking, None) => write!(
                 f,
                 "running blocking code (polls not timed; {} old)",
@@ -92,7 +106,8 @@ impl Dump {
     /// The suspicious tasks, `threshold` telling how long is too long: ghosts (detached and
     /// idle at an `.await` for at least `threshold`), zombies (abandoned while running blocking
     /// code, or cancelled async work still in a poll after `threshold`), blocking jobs running
-    /// for at least `threshold`, and children of scopes that have returned. A task may be
+    /// for at least `threshold`, async work inside one poll for at least `threshold` (it holds
+    /// its worker), and children of scopes that have returned. A task may be
     /// suspect for several reasons; each is listed. On a registry built with
     /// [`track_tasks(false)`](crate::DispatchersBuilder::track_tasks) idle and blocking times
     /// are not known, and a task's age stands in for them.
@@ -134,6 +149,9 @@ impl Dump {
             }
             if t.state == TaskState::RunningBlocking && idle_for >= threshold {
                 suspect(SuspectReason::LongBlocking);
+            }
+            if t.state == TaskState::Running && !t.cancel_requested && idle_for >= threshold {
+                suspect(SuspectReason::LongPoll);
             }
             if let Some(parent) = &t.parent {
                 if is_scope(parent) && !self.open_scopes.contains(parent) {

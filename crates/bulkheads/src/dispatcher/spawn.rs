@@ -215,15 +215,12 @@ impl DispatcherCore {
         }
     }
 
-    /// Registers a task's cell in the live set.
-    /// Takes the cell (its reference becomes the caller's handle) and registers a clone.
-    fn register<F>(&self, cell: Arc<TaskCell<F>>) -> Spawned<F::Output>
+    /// The caller's side of a task (its cell was registered in the live set when it was made).
+    fn spawned<F>(cell: Arc<TaskCell<F>>) -> Spawned<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let entry: Weak<dyn LiveTask> = Arc::downgrade(&cell) as Weak<dyn LiveTask>;
-        self.accounts.live.register(entry);
         (cell.header.info.id, cell)
     }
 
@@ -241,7 +238,7 @@ impl DispatcherCore {
     {
         let task = self.new_task(meta, work, fut, slot, true);
         let cell = self.executor.submit(task);
-        self.register(cell)
+        Self::spawned(cell)
     }
 
     /// True when a `run*` awaited here must run inline (see the module docs).
@@ -268,7 +265,7 @@ impl DispatcherCore {
         let (cell, runner) = self
             .new_task(meta, work, fut, Slot::unbounded(), false)
             .runner();
-        (self.register(cell), runner)
+        (Self::spawned(cell), runner)
     }
 
     /// An admitted task its caller runs in its own task (admission only): counted, live, in
@@ -289,7 +286,7 @@ impl DispatcherCore {
         let (cell, runner) = self
             .new_task(meta, WorkKind::Async, fut, slot, true)
             .runner();
-        (self.register(cell), runner)
+        (Self::spawned(cell), runner)
     }
 
     // ----- shutdown and reading ------------------------------------------------------------------

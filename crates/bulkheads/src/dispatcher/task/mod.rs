@@ -16,12 +16,13 @@ pub(crate) mod state;
 
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Waker};
 
 use self::cell::{Header, Pending, TaskCell, TaskSpan};
 use self::runner::TaskFuture;
 use crate::dispatcher::admission::{GatePass, Slot};
+use crate::dispatcher::live::LiveTask;
 
 /// An admitted task on its way to its executor, which chooses where its work waits and so
 /// how its cell is made.
@@ -44,7 +45,7 @@ where
 {
     /// The cell and the runner, for executors that keep the work in their own queue.
     pub(crate) fn runner(self) -> (Arc<TaskCell<F>>, TaskFuture<F>) {
-        let cell = Arc::new(TaskCell::new(self.header, None));
+        let cell = live(Arc::new(TaskCell::new(self.header, None)));
         let runner = TaskFuture::new(cell.clone(), self.work, self.slot, self.gate, self.span);
         (cell, runner)
     }
@@ -53,15 +54,27 @@ where
     /// executors have no gate: their threads are their in-flight cap.
     pub(crate) fn queued(self) -> Arc<TaskCell<F>> {
         debug_assert!(self.gate.is_none(), "queued tasks pass no gate");
-        Arc::new(TaskCell::new(
+        live(Arc::new(TaskCell::new(
             self.header,
             Some(Pending {
                 work: self.work,
                 slot: self.slot,
                 span: self.span,
             }),
-        ))
+        )))
     }
+}
+
+/// Registers a new cell in its dispatcher's live set, before an executor can run it: a task
+/// that has run is always one a dump can see.
+fn live<F>(cell: Arc<TaskCell<F>>) -> Arc<TaskCell<F>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let entry: Weak<dyn LiveTask> = Arc::downgrade(&cell) as Weak<dyn LiveTask>;
+    cell.header.accounts.live.register(entry);
+    cell
 }
 
 /// Drives a future to its end on the calling thread (a pool's `Handle::block_on` of the

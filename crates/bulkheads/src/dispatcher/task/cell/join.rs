@@ -133,7 +133,8 @@ where
             location: h.info.location,
             state,
             blocking,
-            cancel_requested: h.state.cancel_requested(),
+            // Abandoned: cancelled while it ran blocking code, which runs on.
+            cancel_requested: h.state.cancel_requested() || state == TaskState::Abandoned,
             age: now.saturating_duration_since(h.submitted_at),
             since_last_poll: probed.since_last_poll,
             polls: probed.polls,
@@ -141,9 +142,10 @@ where
             // Read from the registry's trees by the dump (`diag/dump.rs`).
             await_tree: None,
         };
-        if blocking && probed.in_poll {
-            // A blocking closure's one poll is its whole run: it is busy until it returns.
-            dump.busy = dump.since_last_poll.unwrap_or(dump.busy);
+        if probed.in_poll {
+            // The poll under way counts as busy time already: a blocking closure's one poll is
+            // its whole run, and async work that does not yield holds its thread all along.
+            dump.busy += dump.since_last_poll.unwrap_or_default();
         }
         dump
     }
