@@ -1,6 +1,6 @@
 //! Failures and where they go: the root failure handler and the [`Failure`](crate::Failure)
 //! it receives (`failure.rs`), what supervised children return (`outcome.rs`), scopes
-//! (`scope.rs`, `supervisor_scope.rs`, watching their children with `children.rs`) and
+//! (`scope.rs` with `scope_error.rs`, `supervisor_scope.rs`, watching their children with `children.rs`) and
 //! restarting supervisors: declared in `supervisor.rs`, their policy types in
 //! `policy.rs`, checked into a plan (`spec.rs`), run by `run.rs` (stopping in `run/stop.rs`),
 //! owned through `handle.rs`.
@@ -12,6 +12,7 @@ pub(crate) mod outcome;
 pub(crate) mod policy;
 pub(crate) mod run;
 pub(crate) mod scope;
+pub(crate) mod scope_error;
 pub(crate) mod spec;
 #[allow(
     clippy::module_inception,

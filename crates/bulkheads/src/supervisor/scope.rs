@@ -7,7 +7,8 @@
 //! dropped scope cancels its children. Failures go to the caller of the scope, never to the
 //! root failure handler: they are observed. The one exception is a panic of the body itself
 //! when it comes first: it resumes in the caller (as inline code's panic would), and the
-//! failures the children had meanwhile go to the root handler rather than nowhere.
+//! failures the children had meanwhile go to the root handler rather than nowhere. The error
+//! types and the recording of failures are `scope_error.rs`.
 
 use std::any::Any;
 use std::fmt;
@@ -19,68 +20,14 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-use super::children::{Child, Ended, Watch};
-use super::failure::{Failure, FailureKind};
+use super::children::{Child, Watch};
+use super::failure::Failure;
+use super::scope_error::{ScopeError, ScopeFailure, as_failure, body_panic, record};
 use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::join::JoinHandle;
 use crate::dispatcher::task::id::{TaskId, TaskInfo};
 use crate::dispatcher::task_builder::TaskBuilder;
-use crate::error::{DispatchError, panic_message};
 use crate::registry::Dispatchers;
-
-/// Why an all-or-nothing scope failed: its first failure, and those that came after it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct ScopeError<E> {
-    /// The first failure: it cancelled the rest.
-    pub cause: ScopeFailure<E>,
-    /// Failures that came after it (children that failed before their cancellation took
-    /// effect), in the order they were seen. Cancellations are not failures.
-    pub later: Vec<Failure>,
-}
-
-/// What failed first in a scope.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ScopeFailure<E> {
-    /// The body returned `Err`.
-    Body(E),
-    /// A child returned `Err`.
-    Child {
-        /// The child.
-        task: TaskInfo,
-        /// The dispatcher it ran on.
-        dispatcher: Arc<str>,
-        /// Its error.
-        error: E,
-    },
-    /// A child panicked, was rejected by its dispatcher, or was cancelled by something
-    /// other than the scope.
-    Dispatch(DispatchError),
-}
-
-impl<E: fmt::Display> fmt::Display for ScopeError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.cause {
-            ScopeFailure::Body(e) => write!(f, "scope failed: {e}")?,
-            ScopeFailure::Child {
-                task,
-                dispatcher,
-                error,
-            } => write!(
-                f,
-                "scope failed: {task} on dispatcher '{dispatcher}' failed: {error}"
-            )?,
-            ScopeFailure::Dispatch(e) => write!(f, "scope failed: {e}")?,
-        }
-        if !self.later.is_empty() {
-            write!(f, " (and {} later failure(s))", self.later.len())?;
-        }
-        Ok(())
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for ScopeError<E> {}
 
 /// The handle a scope's body spawns children with; see [`Dispatchers::scope`]. Cheap to clone;
 /// clones may be moved into the scope's children, which may spawn siblings.
@@ -290,38 +237,6 @@ impl Dispatchers {
     }
 }
 
-/// The body's panic as a failure of the scope's `body`.
-fn body_panic(info: &TaskInfo, cpu: &Dispatcher, payload: &(dyn Any + Send)) -> Failure {
-    Failure::new(
-        cpu.name().into(),
-        info.clone(),
-        FailureKind::Panic,
-        panic_message(payload),
-    )
-}
-
-/// A scope's first failure as a [`Failure`], for the root handler.
-fn as_failure<E: fmt::Display>(
-    cause: ScopeFailure<E>,
-    body: &TaskInfo,
-    cpu: &Dispatcher,
-) -> Failure {
-    match cause {
-        ScopeFailure::Body(e) => Failure::new(
-            cpu.name().into(),
-            body.clone(),
-            FailureKind::Error,
-            e.to_string(),
-        ),
-        ScopeFailure::Child {
-            task,
-            dispatcher,
-            error,
-        } => Failure::new(dispatcher, task, FailureKind::Error, error.to_string()),
-        ScopeFailure::Dispatch(e) => dispatch_failure(e, body.clone()),
-    }
-}
-
 /// The scope's loop: children first, then the body, until both are done.
 ///
 /// A panic of the body (in a poll, or while it is dropped on cancellation) is contained
@@ -422,52 +337,5 @@ where
         (None, Some(value)) => Ok(value),
         // The body ended without a value only by failing or panicking, handled above.
         (None, None) => unreachable!("a scope's body ended without a value or a failure"),
-    }
-}
-
-/// Records how a child ended: the first failure is the cause, the others come later;
-/// cancellations the scope made are not failures.
-fn record<E: fmt::Display>(
-    ended: Ended<Result<(), E>>,
-    cancelling: bool,
-    cause: &mut Option<ScopeFailure<E>>,
-    later: &mut Vec<Failure>,
-) {
-    let Ended {
-        info,
-        dispatcher,
-        result,
-    } = ended;
-    match result {
-        Ok(Ok(())) => {}
-        Err(e) if cancelling && e.is_cancelled() => {}
-        Ok(Err(error)) if cause.is_none() => {
-            *cause = Some(ScopeFailure::Child {
-                task: info,
-                dispatcher: dispatcher.name().into(),
-                error,
-            });
-        }
-        Ok(Err(error)) => {
-            later.push(Failure::new(
-                dispatcher.name().into(),
-                info,
-                FailureKind::Error,
-                error.to_string(),
-            ));
-        }
-        Err(e) if cause.is_none() => *cause = Some(ScopeFailure::Dispatch(e)),
-        Err(e) => later.push(dispatch_failure(e, info)),
-    }
-}
-
-/// A dispatcher's error about a child as a [`Failure`], for the failures a scope keeps.
-pub(crate) fn dispatch_failure(e: DispatchError, info: TaskInfo) -> Failure {
-    let dispatcher: Arc<str> = e.dispatcher().into();
-    match e {
-        DispatchError::Panicked { task, message, .. } => {
-            Failure::new(dispatcher, task, FailureKind::Panic, message)
-        }
-        other => Failure::new(dispatcher, info, FailureKind::Error, other.to_string()),
     }
 }

@@ -15,7 +15,7 @@ use std::task::Poll;
 use super::children::{Child, Children, Ended, Watch};
 use super::failure::{Failure, FailureKind};
 use super::outcome::ChildResult;
-use super::scope::dispatch_failure;
+use super::scope_error::dispatch_failure;
 use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::task::id::{TaskId, TaskInfo};
 use crate::error::panic_message;
