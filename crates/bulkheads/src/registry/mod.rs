@@ -32,7 +32,8 @@ use crate::error::UnknownDispatcher;
 /// [`shutdown`](Self::shutdown) drains them within a deadline and reports what happened to
 /// every accepted task. Dropping it signals shutdown
 /// without waiting: queued work is cancelled, async work stops at its next `.await`, running
-/// blocking jobs finish on their threads, and the threads exit; it never blocks, and never
+/// blocking jobs are abandoned (they finish on their threads, which then exit; their callers
+/// get `Cancelled`, as at a shutdown's deadline); it never blocks, and never
 /// panics inside an async context. [`Dispatcher`] handles that outlive it reject new work
 /// with `ShuttingDown`.
 ///

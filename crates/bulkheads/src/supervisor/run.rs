@@ -349,11 +349,21 @@ impl Drop for Run {
     /// The loop dropped before it stopped its children (its runtime shut down, or it
     /// panicked): cancel them rather than leave them running unsupervised.
     fn drop(&mut self) {
-        for slot in &mut self.slots {
+        let mut statuses = lock(&self.statuses);
+        for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(Live::Task(h)) = &slot.live {
                 h.abort();
             }
             // A nested supervisor stops when its handle is dropped with the slot.
+            if matches!(
+                slot.state,
+                ChildState::Running | ChildState::Starting | ChildState::Restarting
+            ) {
+                slot.state = ChildState::Stopped;
+                if let Some(status) = statuses.get_mut(i) {
+                    status.state = ChildState::Stopped;
+                }
+            }
         }
     }
 }

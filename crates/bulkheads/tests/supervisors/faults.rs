@@ -203,4 +203,7 @@ async fn a_registry_shutdown_ends_its_supervisors() {
     e.wait("stop a", 1).await;
     assert_eq!(starts(&e, &["a"]), [1]);
     assert!(failures.lock().unwrap().is_empty());
+    // Its children read as stopped, not as running.
+    let states: Vec<_> = sup.children().iter().map(|c| c.state).collect();
+    assert_eq!(states, [Stopped]);
 }
