@@ -1,0 +1,670 @@
+//! What a run measured, as tables: one per scenario, a summary comparing them, and the check
+//! of W7's targets.
+//!
+//! Latency percentiles are nearest-rank over the requests answered 200 plus those still
+//! unanswered at the cutoff, counted at their age then. Such an age is only a lower bound,
+//! so a figure that one of them could have lowered is printed with `>=`. 503 answers are
+//! counted, not timed.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bulkheads::Stats;
+
+use crate::load::{Outcome, Phase, Plan, Route, RouteRecord};
+use crate::sampler::ProcSample;
+use crate::server::{LEGACY_CALL, Pools, Scenario, WORKERS};
+
+/// W7: `/health` and `/files` p99 under the storm at most this many times their idle p99.
+pub const TARGET_RATIO: f64 = 1.5;
+/// A `/health` or `/files` p99 this long is no longer "slower": callers are stuck.
+const STALLED: Duration = Duration::from_millis(100);
+
+/// A latency, possibly only a lower bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub value: Duration,
+    /// Some request unanswered at the cutoff may have taken longer than it shows.
+    pub at_least: bool,
+}
+
+/// One route in one phase.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseStats {
+    pub seconds: f64,
+    /// Due: sent or not.
+    pub offered: u64,
+    pub ok: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub unfinished: u64,
+    pub unsent: u64,
+    pub p50: Option<Latency>,
+    pub p99: Option<Latency>,
+    pub max: Option<Latency>,
+}
+
+impl PhaseStats {
+    fn of(record: &RouteRecord, phase: Phase, seconds: f64) -> Self {
+        let mut s = PhaseStats {
+            seconds,
+            unsent: record.unsent(phase),
+            ..Default::default()
+        };
+        // (latency, unanswered at the cutoff)
+        let mut timed: Vec<(Duration, bool)> = Vec::new();
+        for sample in record.samples.iter().filter(|x| x.phase == phase) {
+            match sample.outcome {
+                Outcome::Ok => {
+                    s.ok += 1;
+                    timed.push((sample.latency, false));
+                }
+                Outcome::Unfinished => {
+                    s.unfinished += 1;
+                    timed.push((sample.latency, true));
+                }
+                Outcome::Rejected => s.rejected += 1,
+                Outcome::Failed => s.failed += 1,
+            }
+        }
+        s.offered = s.ok + s.rejected + s.failed + s.unfinished + s.unsent;
+        timed.sort();
+        s.p50 = percentile(&timed, 0.50);
+        s.p99 = percentile(&timed, 0.99);
+        s.max = percentile(&timed, 1.0);
+        s
+    }
+
+    /// Per second of the phase.
+    pub fn rate(&self, n: u64) -> f64 {
+        if self.seconds > 0.0 {
+            n as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The 1-based nearest rank of percentile `p` (0 to 1) among `n` values; `None` when `n` is 0.
+fn rank(n: usize, p: f64) -> Option<usize> {
+    (n > 0).then(|| ((p * n as f64).ceil() as usize).clamp(1, n))
+}
+
+/// Percentile `p` of `sorted`, nearest rank.
+fn nearest_rank(sorted: &[Duration], p: f64) -> Option<Duration> {
+    Some(sorted[rank(sorted.len(), p)? - 1])
+}
+
+/// Percentile `p` of `sorted` (latency, unfinished), nearest rank; a lower bound when an
+/// unfinished request ranks at or below it.
+fn percentile(sorted: &[(Duration, bool)], p: f64) -> Option<Latency> {
+    let rank = rank(sorted.len(), p)?;
+    let value = sorted[rank - 1].0;
+    let at_least = sorted[..rank].iter().any(|&(_, unfinished)| unfinished);
+    Some(Latency { value, at_least })
+}
+
+/// Peaks of the process samples of one phase.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcPeaks {
+    pub threads: Option<u64>,
+    pub rss_kib: Option<u64>,
+}
+
+impl ProcPeaks {
+    fn of(samples: &[ProcSample]) -> Self {
+        ProcPeaks {
+            threads: samples.iter().map(|s| s.threads).max(),
+            rss_kib: samples.iter().map(|s| s.rss_kib).max(),
+        }
+    }
+}
+
+/// Everything one scenario measured.
+pub struct ScenarioResult {
+    pub scenario: Scenario,
+    pub plan: Plan,
+    /// By route ([`Route::ALL`] order), then idle and storm.
+    pub stats: [[PhaseStats; 2]; 3],
+    pub records: [RouteRecord; 3],
+    pub idle_proc: ProcPeaks,
+    pub storm_proc: ProcPeaks,
+    /// RSS at the scenario's first sample.
+    pub rss_start_kib: Option<u64>,
+    /// How late the generator sent storm-phase requests, all routes: p99 and max.
+    pub lateness: Option<(Duration, Duration)>,
+    /// The bulkhead pools' stats at the end of the storm (bulkheads scenario).
+    pub pools: Vec<Stats>,
+    /// p50 and p99 of the time each `/legacy` call held its thread, measured on the server.
+    pub service: Option<(Duration, Duration)>,
+}
+
+impl ScenarioResult {
+    /// `proc` are the process samples taken during the scenario, `start` its time zero.
+    pub fn new(
+        scenario: Scenario,
+        plan: Plan,
+        records: [RouteRecord; 3],
+        start: std::time::Instant,
+        proc: &[ProcSample],
+        pools: Vec<Stats>,
+        service_times: &[Duration],
+    ) -> Self {
+        let idle_secs = (plan.storm_from - plan.idle_from).as_secs_f64();
+        let storm_secs = (plan.storm_to - plan.storm_from).as_secs_f64();
+        let stats = records.each_ref().map(|r| {
+            [
+                PhaseStats::of(r, Phase::Idle, idle_secs),
+                PhaseStats::of(r, Phase::Storm, storm_secs),
+            ]
+        });
+        let in_phase = |from: Duration, to: Duration| -> Vec<ProcSample> {
+            proc.iter()
+                .filter(|s| {
+                    let t = s.at.saturating_duration_since(start);
+                    t >= from && t < to
+                })
+                .copied()
+                .collect()
+        };
+        let idle_proc = ProcPeaks::of(&in_phase(plan.idle_from, plan.storm_from));
+        let storm_proc = ProcPeaks::of(&in_phase(plan.storm_from, plan.cutoff));
+        let mut late: Vec<Duration> = records
+            .iter()
+            .flat_map(|r| r.lateness.iter().copied())
+            .collect();
+        late.sort();
+        let lateness = nearest_rank(&late, 0.99).zip(late.last().copied());
+        let service = nearest_rank(service_times, 0.5).zip(nearest_rank(service_times, 0.99));
+        ScenarioResult {
+            scenario,
+            plan,
+            stats,
+            records,
+            idle_proc,
+            storm_proc,
+            rss_start_kib: proc.first().map(|s| s.rss_kib),
+            lateness,
+            pools,
+            service,
+        }
+    }
+
+    pub fn idle(&self, route: Route) -> &PhaseStats {
+        &self.stats[route as usize][0]
+    }
+
+    pub fn storm(&self, route: Route) -> &PhaseStats {
+        &self.stats[route as usize][1]
+    }
+
+    /// Storm p99 over idle p99 of `route`.
+    pub fn ratio(&self, route: Route) -> Option<f64> {
+        let idle = self.idle(route).p99?.value.as_secs_f64();
+        let storm = self.storm(route).p99?.value.as_secs_f64();
+        (idle > 0.0).then(|| storm / idle)
+    }
+}
+
+/// What the whole run shares: the pools' shapes, the load, the thread baseline.
+pub struct Context {
+    pub pools: Pools,
+    pub load: f64,
+    pub legacy_rate: f64,
+    /// Threads of the process before any server ran: main, the generator, the sampler.
+    pub base_threads: Option<u64>,
+    pub quick: bool,
+}
+
+impl Context {
+    /// Threads beyond the process's own and the server's workers: those of blocking work
+    /// (and in the bulkheads scenario, of the registry: pools, control thread, `cpu`).
+    pub fn extra_threads(&self, peak: Option<u64>) -> Option<u64> {
+        Some(peak?.saturating_sub(self.base_threads? + WORKERS as u64))
+    }
+
+    /// max_wait + queue deadline + `service` time of `/legacy`.
+    pub fn legacy_bound(&self, service: Duration) -> Duration {
+        self.pools.legacy.max_wait + self.pools.legacy.queue_deadline + service
+    }
+}
+
+/// What is measured and how, before the first scenario.
+pub fn header(ctx: &Context, args: &crate::args::Args, plan: &Plan) -> String {
+    let legacy = &ctx.pools.legacy;
+    let capacity = legacy.threads as f64 / LEGACY_CALL.as_secs_f64();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "storm: one axum service; /legacy (a blocking driver call of {} ms) is offered {:.0} req/s, {}x its capacity \
+         ({} threads / {} ms = {:.0} req/s),",
+        LEGACY_CALL.as_millis(),
+        ctx.legacy_rate,
+        fmt_factor(ctx.load),
+        legacy.threads,
+        LEGACY_CALL.as_millis(),
+        capacity
+    );
+    let _ = writeln!(
+        s,
+        "while /health (answers at once) gets {:.0} req/s and /files (1 ms of blocking work) {:.0} req/s.",
+        crate::HEALTH_RATE,
+        crate::FILES_RATE
+    );
+    let _ = writeln!(
+        s,
+        "Each scenario: a fresh server runtime ({WORKERS} workers), {:.1} s warm-up (not counted), {:.1} s idle \
+         baseline (no /legacy), {:.1} s storm.",
+        args.warmup.as_secs_f64(),
+        args.idle.as_secs_f64(),
+        args.storm.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "Load generator: open-loop HTTP/1 on runtimes of its own ({} threads: one for the probes of /health and \
+         /files, one for the storm), at most {} / {} / {} requests unanswered on /health, /files, /legacy (a request \
+         due beyond that is not sent, and counted).",
+        crate::load::Generator::THREADS,
+        max_outstanding(plan, Route::Health),
+        max_outstanding(plan, Route::Files),
+        max_outstanding(plan, Route::Legacy),
+    );
+    let _ = writeln!(
+        s,
+        "Latency: from send to the end of the answer, 200 answers only. Machine: {} cores, load average {} at the start.",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    if ctx.quick {
+        let _ = writeln!(
+            s,
+            "--quick: phases of about a second; too few requests for a p99 to mean much."
+        );
+    }
+    s
+}
+
+fn max_outstanding(plan: &Plan, route: Route) -> usize {
+    plan.load(route).map_or(0, |l| l.max_outstanding)
+}
+
+/// The 1-minute load average, from `/proc/loadavg`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// The table of one scenario.
+pub fn scenario_table(r: &ScenarioResult, ctx: &Context, number: usize, of: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n[{number}/{of}] {}: {}",
+        r.scenario.name(),
+        r.scenario.describe(&ctx.pools)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<8} {:<6} {:>9} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10} {:>10} {:>9}",
+        "route",
+        "phase",
+        "offered/s",
+        "200/s",
+        "503/s",
+        "not sent/s",
+        "unanswered/s",
+        "p50",
+        "p99",
+        "max",
+        "p99/idle"
+    );
+    for route in Route::ALL {
+        for (phase, st) in [("idle", r.idle(route)), ("storm", r.storm(route))] {
+            if st.offered == 0 {
+                continue;
+            }
+            let ratio = match phase {
+                "storm" => r.ratio(route).map_or(String::new(), fmt_ratio),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<8} {:<6} {:>9.1} {:>8.1} {:>8.1} {:>10.1} {:>12.1} {:>10} {:>10} {:>10} {:>9}",
+                route.path(),
+                phase,
+                st.rate(st.offered),
+                st.rate(st.ok),
+                st.rate(st.rejected),
+                st.rate(st.unsent),
+                st.rate(st.unfinished),
+                fmt_latency(st.p50),
+                fmt_latency(st.p99),
+                fmt_latency(st.max),
+                ratio
+            );
+        }
+    }
+    for (route, rec) in Route::ALL.iter().zip(&r.records) {
+        let failed: u64 = r.stats[*route as usize].iter().map(|p| p.failed).sum();
+        if failed > 0 {
+            let first = rec.first_failure.as_deref().unwrap_or("?");
+            let _ = writeln!(
+                s,
+                "  {} failed {failed} times; first: {first}",
+                route.path()
+            );
+        }
+    }
+    for p in &r.pools {
+        let _ = writeln!(
+            s,
+            "  pool '{}': completed {}, rejected {} (no room within max_wait {}, queue full {}, queue deadline {})",
+            p.name,
+            p.completed,
+            p.rejected.total(),
+            p.rejected.wait_timeout,
+            p.rejected.queue_full,
+            p.rejected.queue_deadline
+        );
+    }
+    if let Some((p50, p99)) = r.service {
+        let _ = writeln!(
+            s,
+            "  the /legacy call on its thread (server side): p50 {}, p99 {}",
+            fmt_duration(p50),
+            fmt_duration(p99)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  process: threads peak {} in the storm ({} idle; {} beyond the generator's and the server's {WORKERS} workers), \
+         RSS peak {} in the storm ({} at the start)",
+        fmt_opt(r.storm_proc.threads),
+        fmt_opt(r.idle_proc.threads),
+        ctx.extra_threads(r.storm_proc.threads)
+            .map_or("n/a".into(), |n| n.to_string()),
+        fmt_kib(r.storm_proc.rss_kib),
+        fmt_kib(r.rss_start_kib)
+    );
+    if let Some((p99, max)) = r.lateness {
+        let _ = writeln!(
+            s,
+            "  load generator in the storm: requests sent late by p99 {}, max {} (its timers tick every 1 ms); load average now {}",
+            fmt_duration(p99),
+            fmt_duration(max),
+            load_average()
+        );
+    }
+    s
+}
+
+/// The side-by-side table, one line per scenario, and its legend.
+pub fn summary(results: &[ScenarioResult], ctx: &Context) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nsummary, /legacy offered {}x its capacity ((xN) = N times the route's idle p99 in the same scenario):",
+        fmt_factor(ctx.load)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<10} {:>19} {:>19} {:>13} {:>6} {:>11} {:>7} {:>9}  verdict",
+        "scenario",
+        "/health p99",
+        "/files p99",
+        "/legacy 200/s",
+        "503/s",
+        "p99 of 200",
+        "threads",
+        "RSS"
+    );
+    for r in results {
+        let legacy = r.storm(Route::Legacy);
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>19} {:>19} {:>13.0} {:>6.0} {:>11} {:>7} {:>9}  {}",
+            r.scenario.name(),
+            with_ratio(r.storm(Route::Health).p99, r.ratio(Route::Health)),
+            with_ratio(r.storm(Route::Files).p99, r.ratio(Route::Files)),
+            legacy.rate(legacy.ok),
+            legacy.rate(legacy.rejected),
+            fmt_latency(legacy.p99),
+            fmt_opt(r.storm_proc.threads),
+            fmt_kib(r.storm_proc.rss_kib),
+            verdict(r, ctx)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  All figures under the storm. threads, RSS: peaks of the whole process (generator included), sampled every {} ms; \
+         RSS is sampled VmRSS (VmHWM cannot be reset between scenarios), and memory an earlier scenario freed may still count.",
+        crate::sampler::PERIOD.as_millis()
+    );
+    s
+}
+
+/// A few words that a reader of the summary alone can act on.
+fn verdict(r: &ScenarioResult, ctx: &Context) -> String {
+    let slow: Vec<String> = [Route::Health, Route::Files]
+        .into_iter()
+        .filter_map(|route| {
+            let x = r.ratio(route).filter(|&x| x > TARGET_RATIO)?;
+            Some(format!("{} p99 {} idle", route.path(), fmt_ratio(x)))
+        })
+        .collect();
+    let stalled = |route| r.storm(route).p99.is_some_and(|p| p.value >= STALLED);
+    let mut v = if slow.is_empty() {
+        "isolated".to_owned()
+    } else if stalled(Route::Health) {
+        format!("FAILS: {}: the whole service stalls", slow.join(", "))
+    } else if stalled(Route::Files) {
+        format!("FAILS: {}: /files queues behind /legacy", slow.join(", "))
+    } else {
+        format!("{} (target {TARGET_RATIO}x)", slow.join(", "))
+    };
+    let health = r.storm(Route::Health);
+    if health.offered > 0 && health.unsent * 10 > health.offered {
+        let _ = write!(
+            v,
+            "; {:.0}% of /health probes not even sent ({} already waiting)",
+            100.0 * health.unsent as f64 / health.offered as f64,
+            max_outstanding(&r.plan, Route::Health)
+        );
+    }
+    let budget = ctx.pools.total_threads() as u64;
+    if let Some(extra) = ctx.extra_threads(r.storm_proc.threads) {
+        if extra > 2 * budget {
+            let _ = write!(
+                v,
+                "; {extra} threads for blocking work (the pools have {budget})"
+            );
+        }
+    }
+    if r.storm(Route::Legacy).rejected > 0 {
+        v.push_str("; sheds the excess /legacy load with 503");
+    }
+    v
+}
+
+/// W7's targets, checked on the bulkheads scenario of this run.
+pub fn targets(results: &[ScenarioResult], ctx: &Context) -> String {
+    let mut s = String::from("\nW7 targets (bulkheads scenario):\n");
+    let Some(r) = results.iter().find(|r| r.scenario == Scenario::Bulkheads) else {
+        s.push_str("  not checked: the bulkheads scenario was not run\n");
+        return s;
+    };
+    if (ctx.load - 10.0).abs() > f64::EPSILON {
+        let _ = writeln!(
+            s,
+            "  (the targets are stated for 10x overload; this run offered {}x)",
+            fmt_factor(ctx.load)
+        );
+    }
+    for route in [Route::Health, Route::Files] {
+        let target = format!("{} p99 <= {TARGET_RATIO}x idle", route.path());
+        let measured = format!(
+            "{} in the storm, {} idle: {}",
+            fmt_latency(r.storm(route).p99),
+            fmt_latency(r.idle(route).p99),
+            r.ratio(route).map_or("n/a".into(), fmt_ratio)
+        );
+        let met = r.ratio(route).map(|x| x <= TARGET_RATIO);
+        let _ = writeln!(s, "  {target:<34} {measured:<42} {}", fmt_met(met));
+    }
+    let legacy = &ctx.pools.legacy;
+    let bound = ctx.legacy_bound(LEGACY_CALL);
+    let target = format!("admitted /legacy p99 <= {} ms", bound.as_millis());
+    let measured = format!(
+        "{} (max_wait {} + queue_deadline {} + service {} ms)",
+        fmt_latency(r.storm(Route::Legacy).p99),
+        legacy.max_wait.as_millis(),
+        legacy.queue_deadline.as_millis(),
+        LEGACY_CALL.as_millis()
+    );
+    let met = r.storm(Route::Legacy).p99.map(|p| p.value <= bound);
+    let _ = writeln!(s, "  {target:<34} {measured:<42} {}", fmt_met(met));
+    if let Some((_, service_p99)) = r.service {
+        let _ = writeln!(
+            s,
+            "  (the /legacy call itself took p99 {} on its thread: with that as the service time the bound is {})",
+            fmt_duration(service_p99),
+            fmt_duration(ctx.legacy_bound(service_p99))
+        );
+    }
+    if let Some((p99, max)) = r.lateness {
+        let _ = writeln!(
+            s,
+            "  (the load generator shares the cores: it sent requests late by p99 {}, max {})",
+            fmt_duration(p99),
+            fmt_duration(max)
+        );
+    }
+    s.push_str(
+        "  A missed target is reported here, not turned into a failure: timing on a shared machine is noisy.\n",
+    );
+    s
+}
+
+/// `Err` naming what broke when the run measured nothing worth reading.
+pub fn check_broken(results: &[ScenarioResult]) -> Result<(), String> {
+    for r in results {
+        let name = r.scenario.name();
+        for route in [Route::Health, Route::Files] {
+            for (phase, st) in [("idle", r.idle(route)), ("storm", r.storm(route))] {
+                if st.ok == 0 {
+                    return Err(format!(
+                        "{name}: no {} request answered 200 in the {phase} phase",
+                        route.path()
+                    ));
+                }
+            }
+        }
+        if r.storm(Route::Legacy).ok == 0 {
+            return Err(format!(
+                "{name}: no /legacy request answered 200 during the storm"
+            ));
+        }
+        for (route, rec) in Route::ALL.iter().zip(&r.records) {
+            let phases = &r.stats[*route as usize];
+            let sent: u64 = phases.iter().map(|p| p.offered - p.unsent).sum();
+            let failed: u64 = phases.iter().map(|p| p.failed).sum();
+            if failed * 100 > sent {
+                return Err(format!(
+                    "{name}: {failed} of {sent} {} requests failed; first: {}",
+                    route.path(),
+                    rec.first_failure.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn with_ratio(p99: Option<Latency>, ratio: Option<f64>) -> String {
+    match ratio {
+        Some(x) => format!("{} ({})", fmt_latency(p99), fmt_ratio(x)),
+        None => fmt_latency(p99),
+    }
+}
+
+fn fmt_met(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "not measured",
+    }
+}
+
+pub fn fmt_latency(l: Option<Latency>) -> String {
+    match l {
+        None => "-".into(),
+        Some(l) => {
+            let d = fmt_duration(l.value);
+            if l.at_least { format!(">={d}") } else { d }
+        }
+    }
+}
+
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1e3)
+    } else if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+pub fn fmt_ratio(x: f64) -> String {
+    if x >= 100.0 {
+        format!("x{x:.0}")
+    } else if x >= 10.0 {
+        format!("x{x:.1}")
+    } else {
+        format!("x{x:.2}")
+    }
+}
+
+fn fmt_factor(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
+
+fn fmt_opt(n: Option<u64>) -> String {
+    n.map_or("n/a".into(), |n| n.to_string())
+}
+
+fn fmt_kib(k: Option<u64>) -> String {
+    k.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank_and_a_lower_bound_past_an_unfinished_request() {
+        let v: Vec<(Duration, bool)> = (1..=100).map(|i| (ms(i), false)).collect();
+        assert_eq!(percentile(&v, 0.5).unwrap().value, ms(50));
+        assert_eq!(percentile(&v, 0.99).unwrap().value, ms(99));
+        assert_eq!(percentile(&v, 1.0).unwrap().value, ms(100));
+
+        let mut v = v;
+        v[99].1 = true; // the slowest was unanswered at the cutoff
+        assert!(!percentile(&v, 0.99).unwrap().at_least);
+        assert!(percentile(&v, 1.0).unwrap().at_least);
+        assert!(percentile(&[], 0.5).is_none());
+    }
+}
