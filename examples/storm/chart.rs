@@ -124,10 +124,7 @@ pub fn write(path: &str, results: &[ScenarioResult], title: &str) -> Result<(), 
 
 /// The panel's caption: the storm's p99s as multiples of idle.
 fn caption(r: &ScenarioResult) -> String {
-    let ratio = |route| {
-        r.ratio(route)
-            .map_or("n/a".into(), crate::report::fmt_ratio)
-    };
+    let ratio = |route| r.ratio_text(route);
     format!(
         "p99 under the storm: /health {} idle, /files {} idle",
         ratio(Route::Health),

@@ -204,6 +204,18 @@ impl ScenarioResult {
         let storm = self.storm(route).p99?.value.as_secs_f64();
         (idle > 0.0).then(|| storm / idle)
     }
+
+    /// [`ratio`](Self::ratio) for display, such as `x1.31`; `>=x2005` when the storm's p99 is
+    /// only a lower bound; `n/a` when there is none.
+    pub fn ratio_text(&self, route: Route) -> String {
+        match self.ratio(route) {
+            None => "n/a".into(),
+            Some(x) if self.storm(route).p99.is_some_and(|p| p.at_least) => {
+                format!(">={}", fmt_ratio(x))
+            }
+            Some(x) => fmt_ratio(x),
+        }
+    }
 }
 
 /// What the whole run shares: the pools' shapes, the load, the thread baseline.
@@ -326,7 +338,7 @@ pub fn scenario_table(r: &ScenarioResult, ctx: &Context, number: usize, of: usiz
                 continue;
             }
             let ratio = match phase {
-                "storm" => r.ratio(route).map_or(String::new(), fmt_ratio),
+                "storm" => r.ratio_text(route),
                 _ => String::new(),
             };
             let _ = writeln!(
@@ -426,8 +438,8 @@ pub fn summary(results: &[ScenarioResult], ctx: &Context) -> String {
             s,
             "  {:<10} {:>19} {:>19} {:>13.0} {:>6.0} {:>11} {:>7} {:>9}  {}",
             r.scenario.name(),
-            with_ratio(r.storm(Route::Health).p99, r.ratio(Route::Health)),
-            with_ratio(r.storm(Route::Files).p99, r.ratio(Route::Files)),
+            with_ratio(r, Route::Health),
+            with_ratio(r, Route::Files),
             legacy.rate(legacy.ok),
             legacy.rate(legacy.rejected),
             fmt_latency(legacy.p99),
@@ -445,47 +457,56 @@ pub fn summary(results: &[ScenarioResult], ctx: &Context) -> String {
     s
 }
 
-/// A few words that a reader of the summary alone can act on.
+/// A few words that a reader of the summary alone can act on: whether `/health` and `/files`
+/// kept their idle latency, and at what cost.
 fn verdict(r: &ScenarioResult, ctx: &Context) -> String {
-    let slow: Vec<String> = [Route::Health, Route::Files]
-        .into_iter()
-        .filter_map(|route| {
-            let x = r.ratio(route).filter(|&x| x > TARGET_RATIO)?;
-            Some(format!("{} p99 {} idle", route.path(), fmt_ratio(x)))
-        })
-        .collect();
     let stalled = |route| r.storm(route).p99.is_some_and(|p| p.value >= STALLED);
-    let mut v = if slow.is_empty() {
-        "isolated".to_owned()
-    } else if stalled(Route::Health) {
-        format!("FAILS: {}: the whole service stalls", slow.join(", "))
+    let mut parts = Vec::new();
+    if stalled(Route::Health) {
+        let health = r.storm(Route::Health);
+        let unsent = match health.offered {
+            0 => String::new(),
+            n if health.unsent * 10 > n => format!(
+                ", {:.0}% of probes not even sent",
+                100.0 * health.unsent as f64 / n as f64
+            ),
+            _ => String::new(),
+        };
+        parts.push(format!(
+            "FAILS: the whole service stalls (/health p99 {} idle{unsent})",
+            r.ratio_text(Route::Health)
+        ));
     } else if stalled(Route::Files) {
-        format!("FAILS: {}: /files queues behind /legacy", slow.join(", "))
-    } else {
-        format!("{} (target {TARGET_RATIO}x)", slow.join(", "))
-    };
-    let health = r.storm(Route::Health);
-    if health.offered > 0 && health.unsent * 10 > health.offered {
-        let _ = write!(
-            v,
-            "; {:.0}% of /health probes not even sent ({} already waiting)",
-            100.0 * health.unsent as f64 / health.offered as f64,
-            max_outstanding(&r.plan, Route::Health)
-        );
+        parts.push(format!(
+            "FAILS: /files queues behind /legacy (p99 {} idle)",
+            r.ratio_text(Route::Files)
+        ));
+    }
+    for route in [Route::Health, Route::Files] {
+        let over = r.ratio(route).is_some_and(|x| x > TARGET_RATIO);
+        if over && !stalled(route) {
+            parts.push(format!(
+                "{} p99 {} idle (target {TARGET_RATIO}x)",
+                route.path(),
+                r.ratio_text(route)
+            ));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("isolated".into());
     }
     let budget = ctx.pools.total_threads() as u64;
     if let Some(extra) = ctx.extra_threads(r.storm_proc.threads) {
         if extra > 2 * budget {
-            let _ = write!(
-                v,
-                "; {extra} threads for blocking work (the pools have {budget})"
-            );
+            parts.push(format!(
+                "{extra} threads for blocking work (pools: {budget})"
+            ));
         }
     }
     if r.storm(Route::Legacy).rejected > 0 {
-        v.push_str("; sheds the excess /legacy load with 503");
+        parts.push("the excess /legacy load answered 503".into());
     }
-    v
+    parts.join("; ")
 }
 
 /// W7's targets, checked on the bulkheads scenario of this run.
@@ -508,7 +529,7 @@ pub fn targets(results: &[ScenarioResult], ctx: &Context) -> String {
             "{} in the storm, {} idle: {}",
             fmt_latency(r.storm(route).p99),
             fmt_latency(r.idle(route).p99),
-            r.ratio(route).map_or("n/a".into(), fmt_ratio)
+            r.ratio_text(route)
         );
         let met = r.ratio(route).map(|x| x <= TARGET_RATIO);
         let _ = writeln!(s, "  {target:<34} {measured:<42} {}", fmt_met(met));
@@ -582,10 +603,12 @@ pub fn check_broken(results: &[ScenarioResult]) -> Result<(), String> {
     Ok(())
 }
 
-fn with_ratio(p99: Option<Latency>, ratio: Option<f64>) -> String {
-    match ratio {
-        Some(x) => format!("{} ({})", fmt_latency(p99), fmt_ratio(x)),
-        None => fmt_latency(p99),
+/// The storm's p99 of `route`, and its ratio to idle.
+fn with_ratio(r: &ScenarioResult, route: Route) -> String {
+    let p99 = fmt_latency(r.storm(route).p99);
+    match r.ratio(route) {
+        Some(_) => format!("{p99} ({})", r.ratio_text(route)),
+        None => p99,
     }
 }
 

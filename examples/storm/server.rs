@@ -70,7 +70,7 @@ impl Scenario {
                 pools.total_threads()
             ),
             Scenario::Bulkheads => format!(
-                "BulkheadLayer: /legacy on {}, /files on {}",
+                "BulkheadLayer, each route on a pool of its own: /legacy {}; /files {}",
                 pools.legacy.describe(),
                 pools.files.describe()
             ),
