@@ -338,7 +338,7 @@ pub fn scenario_table(r: &ScenarioResult, ctx: &Context, number: usize, of: usiz
                 continue;
             }
             let ratio = match phase {
-                "storm" => r.ratio_text(route),
+                "storm" if r.idle(route).offered > 0 => r.ratio_text(route),
                 _ => String::new(),
             };
             let _ = writeln!(
