@@ -568,18 +568,20 @@ pub fn targets(results: &[ScenarioResult], ctx: &Context) -> String {
     s
 }
 
-/// `Err` naming what broke when the run measured nothing worth reading.
+/// `Err` naming what broke when the run measured nothing worth reading: a route silent when
+/// idle, no `/legacy` request served in a storm, more than 1% of a route's requests failed
+/// (a status other than 200 or 503, or a connection error).
 pub fn check_broken(results: &[ScenarioResult]) -> Result<(), String> {
     for r in results {
         let name = r.scenario.name();
+        // Under the storm, a stalled /health is a finding (naive), not a broken run; idle,
+        // every route must answer.
         for route in [Route::Health, Route::Files] {
-            for (phase, st) in [("idle", r.idle(route)), ("storm", r.storm(route))] {
-                if st.ok == 0 {
-                    return Err(format!(
-                        "{name}: no {} request answered 200 in the {phase} phase",
-                        route.path()
-                    ));
-                }
+            if r.idle(route).ok == 0 {
+                return Err(format!(
+                    "{name}: no {} request answered 200 in the idle phase",
+                    route.path()
+                ));
             }
         }
         if r.storm(Route::Legacy).ok == 0 {
