@@ -11,7 +11,7 @@ use std::time::Duration;
 use plotters::prelude::*;
 
 use crate::load::{Outcome, Route};
-use crate::report::ScenarioResult;
+use crate::stats::ScenarioResult;
 
 /// The width of a point's window.
 pub const WINDOW: Duration = Duration::from_millis(250);
@@ -124,7 +124,7 @@ pub fn write(path: &str, results: &[ScenarioResult], title: &str) -> Result<(), 
 
 /// The panel's caption: the storm's p99s as multiples of idle.
 fn caption(r: &ScenarioResult) -> String {
-    let ratio = |route| r.ratio_text(route);
+    let ratio = |route| crate::report::ratio_text(r, route);
     format!(
         "p99 under the storm: /health {} idle, /files {} idle",
         ratio(Route::Health),

@@ -8,12 +8,13 @@
 //! ```
 //!
 //! Each scenario starts a fresh server runtime ([`server`]), measures an idle baseline of
-//! `/health` and `/files`, then adds the storm on `/legacy` ([`load`], from a runtime of its
+//! `/health` and `/files`, then adds the storm on `/legacy` ([`load`], from runtimes of its
 //! own), while a thread samples the process's threads and memory ([`sampler`]). The tables
-//! ([`report`]) compare each route's p99 under the storm with its own idle p99 in the same
-//! scenario, and check W7's targets on the bulkheads scenario. A missed target is printed,
-//! not turned into a failure; a broken run (nothing served, the server gone, requests failing)
-//! exits with status 1, bad flags with status 2.
+//! ([`report`], from the figures of [`stats`]) compare each route's p99 under the storm with
+//! its own idle p99 in the same scenario, and check W7's targets (docs/performance.md) on the
+//! bulkheads scenario. A missed target is printed, not turned into a failure; a broken run
+//! (a route silent when idle, the server gone, requests failing) exits with status 1, bad
+//! flags with status 2.
 
 mod args;
 mod chart;
@@ -22,6 +23,7 @@ mod progress;
 mod report;
 mod sampler;
 mod server;
+mod stats;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,14 +31,15 @@ use std::time::Duration;
 
 use args::{Args, Parsed};
 use load::{Generator, Live, Plan, Route, RouteLoad};
-use report::{Context, ScenarioResult};
+use report::Context;
 use sampler::Sampler;
 use server::{LEGACY_CALL, Pools, Server};
+use stats::ScenarioResult;
 
 /// `/health` probes per second.
-pub const HEALTH_RATE: f64 = 500.0;
+const HEALTH_RATE: f64 = 500.0;
 /// `/files` requests per second: a light, steady load.
-pub const FILES_RATE: f64 = 200.0;
+const FILES_RATE: f64 = 200.0;
 /// Most `/health` requests unanswered at once.
 const HEALTH_OUTSTANDING: usize = 64;
 /// Most `/files` requests unanswered at once.
