@@ -8,6 +8,9 @@ use std::time::Duration;
 use crate::load::{Live, Phase, Plan, Route};
 use crate::sampler::Sampler;
 
+/// The most a line takes on a terminal.
+const WIDTH: usize = 100;
+
 /// Prints until aborted. `label` names the scenario, such as `[2/4 default]`.
 pub async fn show(
     label: String,
@@ -33,17 +36,21 @@ pub async fn show(
             Phase::Storm => "waiting for answers",
         };
         let [_, health, ..] = live.get(Route::Health);
-        let [_, files, ..] = live.get(Route::Files);
         let [_, ok, rejected, unsent] = live.get(Route::Legacy);
         let threads = sampler
             .as_ref()
             .and_then(|s| s.latest())
             .map_or("n/a".into(), |s| s.threads.to_string());
-        let line = format!(
-            "{label} {phase} {:.1}/{:.1} s | 200s: /health {health}, /files {files}, /legacy {ok} | /legacy 503 {rejected}, not sent {unsent} | threads {threads}",
+        let mut line = format!(
+            "{label} {phase} {:.1}/{:.1} s | /legacy {ok} ok, {rejected} 503, {unsent} not sent | /health {health} ok | threads {threads}",
             t.as_secs_f64(),
             plan.storm_to.as_secs_f64(),
         );
+        if tty {
+            // A line wider than the terminal wraps, and `\r` would leave its first part behind.
+            // The line is ASCII, so any length is a char boundary.
+            line.truncate(WIDTH);
+        }
         let mut err = std::io::stderr().lock();
         let _ = if tty {
             write!(err, "\r\x1b[K{line}")
