@@ -323,3 +323,23 @@ async fn route_layer_on_rejects_with_custom_responses_and_a_fixed_retry_after() 
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_on_reject_gets_the_default_response_and_the_server_serves_on() {
+    let (_d, db) = registry("reject-panics", BlockingConfig::threads(1).queue(0));
+    let layer = BulkheadLayer::new(db.clone()).on_reject(|_| panic!("on_reject is broken"));
+    let app = Router::new()
+        .route("/a", get(|| async { "a" }))
+        .route_layer(layer);
+    let server = Server::start(app).await;
+    let client = Client::default();
+    let held = db.try_reserve().unwrap();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let reply = client.get(&server.url("/a")).await;
+    std::panic::set_hook(prev);
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.retry_after().is_some());
+    drop(held);
+    assert_eq!(client.get(&server.url("/a")).await.body, "a");
+}

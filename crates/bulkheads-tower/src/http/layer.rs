@@ -100,7 +100,8 @@ impl BulkheadLayer {
     /// Makes the response of every [`DispatchError`] (rejected, panicked, cancelled) with `f`
     /// instead of the table above. A `503` or `429` response of `f` without a `Retry-After`
     /// header gets the layer's. A panic is still logged. [`default_response`](super::default_response)
-    /// gives the default response, for the cases `f` leaves alone.
+    /// gives the default response, for the cases `f` leaves alone. If `f` itself panics, the
+    /// panic is logged and the default response is sent.
     ///
     /// ```
     /// use axum::{http::StatusCode, response::IntoResponse};
@@ -159,7 +160,20 @@ impl Responder {
         match &self.on_reject {
             None => rejection::response_of(error, || self.retry_after_seconds()),
             Some(f) => {
-                let mut response = f(error);
+                // The service's own code, called in the response path: a panic there is
+                // logged and answered with the default response, not unwound into the server.
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(error)));
+                let mut response = match made {
+                    Ok(response) => response,
+                    Err(_) => {
+                        tracing::error!(
+                            target: "bulkheads_tower",
+                            dispatcher = %self.name,
+                            "the on_reject function panicked; the default response was sent"
+                        );
+                        return rejection::response_of(error, || self.retry_after_seconds());
+                    }
+                };
                 let status = response.status();
                 if (status == StatusCode::SERVICE_UNAVAILABLE
                     || status == StatusCode::TOO_MANY_REQUESTS)
