@@ -109,6 +109,14 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("{}: starting the server: {e}", scenario.name()))?;
         let live = Arc::new(Live::default());
         let start = std::time::Instant::now();
+        // Halfway through the storm, a live dump of the bulkheads (bulkheads scenario).
+        let peak = server.dispatchers().map(|d| {
+            let at = start + plan.storm_from + (plan.storm_to - plan.storm_from) / 2;
+            std::thread::spawn(move || {
+                std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+                d.dump()
+            })
+        });
         let label = format!("[{}/{count} {}]", i + 1, scenario.name());
         let records = generator.block_on(async {
             let start = tokio::time::Instant::from_std(start);
@@ -125,6 +133,7 @@ fn run(args: Args) -> Result<(), String> {
         });
         progress::clear();
         let end = std::time::Instant::now();
+        let peak_dump = peak.and_then(|h| h.join().ok());
         let alive = server.check_alive();
         let pool_stats = server.pool_stats();
         let service_times = server.legacy_times.sorted();
@@ -144,6 +153,9 @@ fn run(args: Args) -> Result<(), String> {
             &service_times,
         );
         print!("{}", report::scenario_table(&result, &ctx, i + 1, count));
+        if let Some(dump) = &peak_dump {
+            print!("{}", report::peak_dump(dump));
+        }
         results.push(result);
     }
 

@@ -478,3 +478,47 @@ fn fmt_opt(n: Option<u64>) -> String {
 fn fmt_kib(k: Option<u64>) -> String {
     k.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
+
+/// Task lines shown per dispatcher in the peak dump.
+const DUMP_LINES: usize = 3;
+/// What the peak dump's suspects are judged against.
+const SUSPECT_THRESHOLD: Duration = Duration::from_millis(100);
+
+/// The live dump taken halfway through the bulkheads scenario's storm: each dispatcher's
+/// summary and its oldest few tasks, then the suspects.
+pub fn peak_dump(dump: &bulkheads::Dump) -> String {
+    let mut out = format!(
+        "  live dump halfway through the storm (Dispatchers::dump, {} tasks, taken in {:.2} ms; oldest {} per dispatcher shown):\n",
+        dump.len(),
+        dump.took.as_secs_f64() * 1e3,
+        DUMP_LINES
+    );
+    for d in &dump.dispatchers {
+        out.push_str(&format!("    {d}\n"));
+        for t in d.tasks.iter().take(DUMP_LINES) {
+            out.push_str(&format!("      {t}\n"));
+        }
+        if d.tasks.len() > DUMP_LINES {
+            out.push_str(&format!(
+                "      ... and {} more\n",
+                d.tasks.len() - DUMP_LINES
+            ));
+        }
+    }
+    let suspects = dump.suspects(SUSPECT_THRESHOLD);
+    if suspects.is_empty() {
+        out.push_str(&format!(
+            "  suspects (threshold {} ms): none (no ghost, zombie, long blocking job or long poll)\n",
+            SUSPECT_THRESHOLD.as_millis()
+        ));
+    } else {
+        out.push_str(&format!(
+            "  suspects (threshold {} ms):\n",
+            SUSPECT_THRESHOLD.as_millis()
+        ));
+        for s in suspects.iter().take(DUMP_LINES * 2) {
+            out.push_str(&format!("    {s}\n"));
+        }
+    }
+    out
+}

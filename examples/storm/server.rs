@@ -139,7 +139,7 @@ pub struct Server {
     pub addr: SocketAddr,
     runtime: tokio::runtime::Runtime,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
-    dispatchers: Option<Dispatchers>,
+    dispatchers: Option<Arc<Dispatchers>>,
     /// Every `/legacy` call's time on its thread.
     pub legacy_times: ServiceTimes,
 }
@@ -166,12 +166,13 @@ impl Server {
                 Dispatchers::builder()
                     .blocking("legacy", pools.legacy.config())
                     .blocking("files", pools.files.config())
-                    .build()?,
+                    .build()
+                    .map(Arc::new)?,
             ),
             _ => None,
         };
         let legacy_times = ServiceTimes::default();
-        let app = app(scenario, dispatchers.as_ref(), &legacy_times)?;
+        let app = app(scenario, dispatchers.as_deref(), &legacy_times)?;
 
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -201,6 +202,11 @@ impl Server {
                 .collect(),
             None => Vec::new(),
         }
+    }
+
+    /// The bulkhead pools' registry, in the bulkheads scenario (for a live dump).
+    pub fn dispatchers(&self) -> Option<Arc<Dispatchers>> {
+        self.dispatchers.clone()
     }
 
     /// `Err` when the server stopped by itself (it serves until shut down).

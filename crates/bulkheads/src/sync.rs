@@ -101,6 +101,15 @@ pub(crate) mod refusal {
         LEFT.with(|l| l.set(Some(n)));
     }
 
+    /// Held by the unit tests that start registries: one of them counts the process's
+    /// threads by name, so they must not overlap.
+    pub(crate) static REGISTRIES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Takes [`REGISTRIES`] (a failed test that held it does not poison the others).
+    pub(crate) fn one_registry_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        REGISTRIES.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(super) fn refuse_now() -> bool {
         LEFT.with(|l| match l.get() {
             Some(0) => true,

@@ -155,6 +155,36 @@ pub(crate) fn dump_of(declared: &[Dispatcher]) -> Dump {
     }
 }
 
+impl fmt::Display for DispatcherDump {
+    /// The dispatcher's summary line: `dispatcher 'legacy' (blocking, 8 threads): 8 running,
+    /// 0 idle, 16 queued, 3 waiting for room, oldest 52.1ms` (its tasks are not listed).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        write!(f, "dispatcher '{}' ({}", s.name, s.kind)?;
+        match s.parallelism {
+            Some(p) => write!(f, ", parallelism {p}")?,
+            None if s.threads == 1 => f.write_str(", 1 thread")?,
+            None => write!(f, ", {} threads", s.threads)?,
+        }
+        write!(
+            f,
+            "): {} running, {} idle, {} queued, {} waiting for room",
+            self.count(TaskState::Running) + self.count(TaskState::RunningBlocking),
+            self.count(TaskState::Idle),
+            self.count(TaskState::Queued),
+            s.waiting
+        )?;
+        let abandoned = self.count(TaskState::Abandoned);
+        if abandoned > 0 {
+            write!(f, ", {abandoned} abandoned still running")?;
+        }
+        if let Some(oldest) = self.oldest() {
+            write!(f, ", oldest {}", Short(oldest))?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Dump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -165,29 +195,7 @@ impl fmt::Display for Dump {
             Short(self.took)
         )?;
         for d in &self.dispatchers {
-            let s = &d.stats;
-            write!(f, "dispatcher '{}' ({}", s.name, s.kind)?;
-            match s.parallelism {
-                Some(p) => write!(f, ", parallelism {p}")?,
-                None if s.threads == 1 => f.write_str(", 1 thread")?,
-                None => write!(f, ", {} threads", s.threads)?,
-            }
-            write!(
-                f,
-                "): {} running, {} idle, {} queued, {} waiting for room",
-                d.count(TaskState::Running) + d.count(TaskState::RunningBlocking),
-                d.count(TaskState::Idle),
-                d.count(TaskState::Queued),
-                s.waiting
-            )?;
-            let abandoned = d.count(TaskState::Abandoned);
-            if abandoned > 0 {
-                write!(f, ", {abandoned} abandoned still running")?;
-            }
-            match d.oldest() {
-                Some(oldest) => writeln!(f, ", oldest {}", Short(oldest))?,
-                None => writeln!(f)?,
-            }
+            writeln!(f, "{d}")?;
             // Grouped by scope or supervisor, in order of first appearance (oldest first).
             let mut groups: BTreeMap<Option<&str>, Vec<&TaskDump>> = BTreeMap::new();
             for t in &d.tasks {

@@ -113,6 +113,7 @@ mod tests {
     /// every view that ran a task leaked a few kilobytes for good).
     #[test]
     fn a_dropped_view_that_ran_tasks_is_freed() {
+        let _alone = crate::sync::refusal::one_registry_at_a_time();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

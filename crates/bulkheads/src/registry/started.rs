@@ -91,6 +91,7 @@ mod tests {
 
     #[test]
     fn an_os_refusal_at_build_leaves_nothing_half_started() {
+        let _alone = crate::sync::refusal::one_registry_at_a_time();
         // The control thread, the three threads of the first pool and one of the second
         // start; the operating system "refuses" the next.
         refuse_thread_after(1 + 3 + 1);
