@@ -90,21 +90,15 @@ impl LiveSet {
     /// Every live task (undecided, or abandoned and still running), in no particular order.
     /// Each shard's lock is held only while its references are copied.
     pub(crate) fn live(&self) -> Vec<Arc<dyn LiveTask>> {
-        let mut all = Vec::new();
-        for shard in &self.shards {
-            all.extend(
-                lock(shard)
-                    .tasks
-                    .iter()
-                    .filter_map(Weak::upgrade)
-                    .filter(|t| t.is_live()),
-            );
-        }
-        all
+        self.collect(|t| t.is_live())
     }
 
     /// Every task undecided now, in no particular order.
     pub(crate) fn snapshot(&self) -> Vec<Arc<dyn LiveTask>> {
+        self.collect(|t| !t.is_decided())
+    }
+
+    fn collect(&self, keep: impl Fn(&dyn LiveTask) -> bool) -> Vec<Arc<dyn LiveTask>> {
         let mut all = Vec::new();
         for shard in &self.shards {
             all.extend(
@@ -112,7 +106,7 @@ impl LiveSet {
                     .tasks
                     .iter()
                     .filter_map(Weak::upgrade)
-                    .filter(|t| !t.is_decided()),
+                    .filter(|t| keep(&**t)),
             );
         }
         all
