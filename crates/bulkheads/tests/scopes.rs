@@ -383,3 +383,39 @@ async fn a_body_panic_cancels_the_children_then_resumes_in_the_caller() {
         "the panic went to the caller only"
     );
 }
+
+#[tokio::test]
+async fn a_scope_dropped_after_its_body_panicked_reports_the_panic() {
+    let (d, failures) = registry();
+    let pool = d.get("scope-pool").unwrap();
+    let gate = common::Gate::new();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (panicking_tx, panicking_rx) = mpsc::channel::<()>();
+    let g = gate.clone();
+    let scope = d.scope::<(), String, _, _>(move |s| async move {
+        // A child stuck inside one poll on a pool thread: the scope must wait for it.
+        s.spawn_on(&pool, async move {
+            let _ = started_tx.send(());
+            g.wait();
+            Ok(())
+        });
+        let _ = started_rx.await;
+        panicking_tx.send(()).unwrap();
+        panic!("the body gave up while a child was stuck");
+    });
+    let mut scope = Box::pin(scope);
+    // Poll the scope until its body has panicked (in that same poll, the scope caught it).
+    while panicking_rx.try_recv().is_err() {
+        tokio::select! {
+            biased;
+            _ = &mut scope => panic!("the scope returned while a child was stuck"),
+            _ = tokio::task::yield_now() => {}
+        }
+    }
+    drop(scope); // e.g. a timeout around it fired
+    let failure = failures.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(failure.kind, FailureKind::Panic);
+    assert_eq!(failure.message, "the body gave up while a child was stuck");
+    assert_eq!(failure.task.name.as_deref(), Some("body"));
+    gate.open();
+}

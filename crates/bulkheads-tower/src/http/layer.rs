@@ -165,11 +165,16 @@ impl Responder {
                 let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(error)));
                 let mut response = match made {
                     Ok(response) => response,
-                    Err(_) => {
+                    Err(payload) => {
+                        let message = payload
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a non-string panic".to_owned());
                         tracing::error!(
                             target: "bulkheads_tower",
                             dispatcher = %self.name,
-                            "the on_reject function panicked; the default response was sent"
+                            "the on_reject function panicked ({message}); the default response was sent"
                         );
                         return rejection::response_of(error, || self.retry_after_seconds());
                     }

@@ -166,13 +166,19 @@ impl Dispatcher {
         TaskBuilder::new(&self.core, name).in_parent(path)
     }
 
-    /// Reports a failure a scope or supervisor observed in a child of this dispatcher to the
-    /// registry's root failure handler (counted in `bulkheads_failures_total`).
-    /// Hands `failure` to the root handler (counted), as a failure nobody observes.
+    /// Hands `failure` to the root handler (an error is counted here; a panic was counted
+    /// when it was caught), as a failure nobody will observe.
     pub(crate) fn report_failure(&self, failure: Failure) {
         self.core.accounts.report_child_failure(failure);
     }
 
+    /// Counts a panic caught outside a task (a scope's body), in `bulkheads_failures_total`.
+    pub(crate) fn count_panic(&self) {
+        self.core.accounts.count_failure();
+    }
+
+    /// Reports a failure a scope or supervisor observed in a child of this dispatcher to the
+    /// registry's root failure handler (counted in `bulkheads_failures_total`).
     pub(crate) fn report_child_failure(
         &self,
         task: TaskInfo,

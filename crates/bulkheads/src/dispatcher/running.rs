@@ -30,6 +30,9 @@ pub struct Running<T> {
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The runner of work run here (admission only), polled in the caller's task.
     here: Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>>,
+    /// Work run here arms its deadline after the runner's first poll, and only if it is still
+    /// waiting then (at an in-flight gate): most of it has started by then.
+    arm: Option<tokio::runtime::Handle>,
 }
 
 impl<T> fmt::Debug for Running<T> {
@@ -48,20 +51,34 @@ impl<T: Send + 'static> Running<T> {
             handle,
             deadline,
             here: None,
+            arm: None,
+        }
+    }
+
+    /// Awaits `handle`, whose work its caller runs inline to its end before awaiting this:
+    /// never queued, so no deadline.
+    pub(crate) fn inline(handle: JoinHandle<T>) -> Self {
+        Running {
+            handle,
+            deadline: None,
+            here: None,
+            arm: None,
         }
     }
 
     /// Awaits `handle`, whose runner `here` is polled by the caller itself; its queue deadline
-    /// (if any: the wait at an in-flight gate) is armed on `timer`.
+    /// (if any: the wait at an in-flight gate) is armed on `timer` after the runner's first
+    /// poll, if the work is still waiting then.
     pub(crate) fn here(
         handle: JoinHandle<T>,
         here: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
         timer: &tokio::runtime::Handle,
     ) -> Self {
         Running {
-            deadline: Self::deadline(&handle, timer),
+            deadline: None,
             handle,
             here: Some(here),
+            arm: Some(timer.clone()),
         }
     }
 
@@ -89,6 +106,9 @@ impl<T: Send + 'static> Future for Running<T> {
             if here.as_mut().poll(cx).is_ready() {
                 self.here = None;
             }
+        }
+        if let Some(timer) = self.arm.take() {
+            self.deadline = Self::deadline(&self.handle, &timer);
         }
         if let Some(deadline) = self.deadline.as_mut() {
             if deadline.as_mut().poll(cx).is_ready() {

@@ -157,7 +157,7 @@ impl<'a> TaskBuilder<'a> {
                 }
                 let ((id, task), runner) = core.spawn_inline(meta, work, fut);
                 // Never queued, so no deadline to arm.
-                let running = Running::new(JoinHandle::attached(id, task), &core.shared.control);
+                let running = Running::inline(JoinHandle::attached(id, task));
                 runner.await;
                 return running.await;
             }

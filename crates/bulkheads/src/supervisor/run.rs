@@ -349,12 +349,15 @@ impl Drop for Run {
     /// The loop dropped before it stopped its children (its runtime shut down, or it
     /// panicked): cancel them rather than leave them running unsupervised.
     fn drop(&mut self) {
-        let mut statuses = lock(&self.statuses);
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        // Abort first (that may drop user values), then update the states under the lock.
+        for slot in &self.slots {
             if let Some(Live::Task(h)) = &slot.live {
                 h.abort();
             }
             // A nested supervisor stops when its handle is dropped with the slot.
+        }
+        let mut statuses = lock(&self.statuses);
+        for (i, slot) in self.slots.iter_mut().enumerate() {
             if matches!(
                 slot.state,
                 ChildState::Running | ChildState::Starting | ChildState::Restarting

@@ -10,7 +10,6 @@
 //! failures the children had meanwhile go to the root handler rather than nowhere. The error
 //! types and the recording of failures are `scope_error.rs`.
 
-use std::any::Any;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -21,8 +20,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use super::children::{Child, Watch};
-use super::failure::Failure;
-use super::scope_error::{ScopeError, ScopeFailure, as_failure, body_panic, record};
+use super::scope_error::{ScopeError, ScopeFailure, Seen, record};
 use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::join::JoinHandle;
 use crate::dispatcher::task::id::{TaskId, TaskInfo};
@@ -255,9 +253,9 @@ where
 {
     let mut body = Some(Box::pin(body));
     let mut value: Option<T> = None;
-    let mut cause: Option<ScopeFailure<E>> = None;
-    let mut panicked: Option<Box<dyn Any + Send>> = None;
-    let mut later: Vec<Failure> = Vec::new();
+    // Failures seen so far; reported to the root handler if the scope is dropped before it
+    // returns them (a timeout around it, its task aborted), never lost.
+    let mut seen = Seen::new(body_info, cpu);
     let mut cancelled = false;
     poll_fn(|cx| {
         loop {
@@ -266,17 +264,17 @@ where
             let mut progressed = false;
             while let Poll::Ready(Some(ended)) = watch.poll_ended(cx) {
                 progressed = true;
-                let failing = cause.is_some() || panicked.is_some();
-                record(ended, failing, &mut cause, &mut later);
+                let failing = seen.cause.is_some() || seen.panicked.is_some();
+                record(ended, failing, &mut seen.cause, &mut seen.later);
             }
             // A failure cancels the body and every other child, also when the body has
             // already returned its value.
-            if cause.is_some() && !cancelled {
+            if seen.cause.is_some() && !cancelled {
                 cancelled = true;
                 if let Some(b) = body.take() {
                     // Dropped: the body is cancelled. Its `Drop` may panic too.
                     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(b))) {
-                        later.push(body_panic(&body_info, &cpu, &*payload));
+                        seen.body_panicked_later(&*payload);
                     }
                 }
                 watch.cancel_all();
@@ -291,7 +289,7 @@ where
                         match out {
                             Ok(t) => value = Some(t),
                             Err(e) => {
-                                cause = Some(ScopeFailure::Body(e));
+                                seen.cause = Some(ScopeFailure::Body(e));
                                 cancelled = true;
                                 watch.cancel_all();
                             }
@@ -300,13 +298,14 @@ where
                     Err(payload) => {
                         progressed = true;
                         cancelled = true;
+                        seen.cpu.count_panic();
                         if let Some(b) = body.take() {
                             if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(b))) {
-                                later.push(body_panic(&body_info, &cpu, &*again));
+                                seen.body_panicked_later(&*again);
                             }
                         }
                         watch.cancel_all();
-                        panicked = Some(payload);
+                        seen.panicked = Some(payload);
                     }
                 }
             }
@@ -321,17 +320,13 @@ where
     .await;
     // Nothing can be spawned any more.
     watch.cancel_all();
-    if let Some(payload) = panicked {
+    if let Some(payload) = seen.panicked.take() {
         // The body's panic came first (a failure before it would have cancelled the body):
         // what the children had goes to the root handler, the panic to the caller.
-        if let Some(cause) = cause {
-            cpu.report_failure(as_failure(cause, &body_info, &cpu));
-        }
-        for failure in later {
-            cpu.report_failure(failure);
-        }
+        seen.report_all();
         std::panic::resume_unwind(payload);
     }
+    let (cause, later) = seen.deliver();
     match (cause, value) {
         (Some(cause), _) => Err(ScopeError { cause, later }),
         (None, Some(value)) => Ok(value),

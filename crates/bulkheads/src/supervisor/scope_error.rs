@@ -67,7 +67,7 @@ impl<E: fmt::Display> fmt::Display for ScopeError<E> {
 impl<E: fmt::Debug + fmt::Display> std::error::Error for ScopeError<E> {}
 
 /// The body's panic as a failure of the scope's `body`.
-pub(crate) fn body_panic(info: &TaskInfo, cpu: &Dispatcher, payload: &(dyn Any + Send)) -> Failure {
+fn body_panic(info: &TaskInfo, cpu: &Dispatcher, payload: &(dyn Any + Send)) -> Failure {
     Failure::new(
         cpu.name().into(),
         info.clone(),
@@ -77,7 +77,7 @@ pub(crate) fn body_panic(info: &TaskInfo, cpu: &Dispatcher, payload: &(dyn Any +
 }
 
 /// A scope's first failure as a [`Failure`], for the root handler.
-pub(crate) fn as_failure<E: fmt::Display>(
+fn as_failure<E: fmt::Display>(
     cause: ScopeFailure<E>,
     body: &TaskInfo,
     cpu: &Dispatcher,
@@ -142,5 +142,65 @@ pub(crate) fn dispatch_failure(e: DispatchError, info: TaskInfo) -> Failure {
             Failure::new(dispatcher, task, FailureKind::Panic, message)
         }
         other => Failure::new(dispatcher, info, FailureKind::Error, other.to_string()),
+    }
+}
+
+/// The failures a scope has seen and not yet delivered. Dropped undelivered (the scope's
+/// future dropped before it returned, or the body's panic about to resume), they go to the
+/// root handler: a failure is never lost.
+pub(crate) struct Seen<E: fmt::Display> {
+    /// The first failure.
+    pub cause: Option<ScopeFailure<E>>,
+    /// The failures after it.
+    pub later: Vec<Failure>,
+    /// The body's panic, when it came first.
+    pub panicked: Option<Box<dyn Any + Send>>,
+    body: TaskInfo,
+    /// The scope's home (`cpu`): reports go through it.
+    pub cpu: Dispatcher,
+}
+
+impl<E: fmt::Display> Seen<E> {
+    pub(crate) fn new(body: TaskInfo, cpu: Dispatcher) -> Self {
+        Seen {
+            cause: None,
+            later: Vec::new(),
+            panicked: None,
+            body,
+            cpu,
+        }
+    }
+
+    /// The body panicked while it was dropped (cancelled by another failure): counted, and
+    /// one of the later failures.
+    pub(crate) fn body_panicked_later(&mut self, payload: &(dyn Any + Send)) {
+        self.cpu.count_panic();
+        self.later.push(body_panic(&self.body, &self.cpu, payload));
+    }
+
+    /// Hands the first failure and the later ones to the scope's caller.
+    pub(crate) fn deliver(&mut self) -> (Option<ScopeFailure<E>>, Vec<Failure>) {
+        (self.cause.take(), std::mem::take(&mut self.later))
+    }
+
+    /// Sends everything seen to the root handler (the body's panic too, if it is still here).
+    pub(crate) fn report_all(&mut self) {
+        if let Some(payload) = self.panicked.take() {
+            self.cpu
+                .report_failure(body_panic(&self.body, &self.cpu, &*payload));
+        }
+        if let Some(cause) = self.cause.take() {
+            self.cpu
+                .report_failure(as_failure(cause, &self.body, &self.cpu));
+        }
+        for failure in std::mem::take(&mut self.later) {
+            self.cpu.report_failure(failure);
+        }
+    }
+}
+
+impl<E: fmt::Display> Drop for Seen<E> {
+    fn drop(&mut self) {
+        self.report_all();
     }
 }

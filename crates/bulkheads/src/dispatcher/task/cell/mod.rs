@@ -195,9 +195,10 @@ where
                 // Nobody will read it: its panic reaches the root handler (or its value is
                 // dropped) before the decision is counted, so a shutdown that has seen every
                 // decision has seen every failure.
-                drop(slot);
                 self.publish(result);
                 accounts.decided(&self.header.info, outcome, false);
+                // After the decision: in flight never exceeds the capacity.
+                drop(slot);
             } else {
                 // Counted before the caller can see the result: its `Stats` agree with it.
                 accounts.decided(&self.header.info, outcome, false);
