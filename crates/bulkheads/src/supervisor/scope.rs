@@ -184,7 +184,8 @@ impl Dispatchers {
     /// A panic in the body cancels every child too; once they have ended, the panic resumes in
     /// the scope's caller, as it would have in code awaited inline (failures the children had
     /// by then go to the root handler). A body that panics while it is being cancelled by
-    /// another failure (in a `Drop`) is one of the scope's `later` failures.
+    /// another failure (in a `Drop`) is one of the scope's `later` failures. A scope dropped
+    /// before it returns hands the failures it had seen to the root handler.
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
