@@ -568,6 +568,87 @@ async fn shutdown_drains_views_before_their_bases_and_balances() {
     );
 }
 
+/// The ad-hoc views of a dump, and how many live tasks they show, by name.
+fn adhoc_tasks(dump: &bulkheads::Dump, name: &str) -> (usize, usize) {
+    let entries: Vec<_> = dump
+        .dispatchers
+        .iter()
+        .filter(|p| &*p.stats.name == name)
+        .collect();
+    (entries.len(), entries.iter().map(|p| p.tasks.len()).sum())
+}
+
+#[tokio::test]
+async fn a_dropped_views_running_tasks_stay_in_dumps_and_shutdown_cancels_them() {
+    let d = Dispatchers::builder().cpu_threads(2).build().unwrap();
+    let (parked_tx, parked_rx) = tokio::sync::oneshot::channel::<()>();
+    let (busy_tx, busy_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    {
+        let parked = d.cpu().limited(1);
+        drop(parked.spawn(async move {
+            let _ = parked_tx.send(());
+            std::future::pending::<()>().await
+        }));
+        let busy = d.cpu().limited(1);
+        drop(busy.spawn_blocking(move || {
+            let _ = busy_tx.send(());
+            let _ = release_rx.recv();
+        }));
+    } // both views dropped here, their tasks running
+    parked_rx.await.unwrap();
+    busy_rx.recv().unwrap();
+    assert_eq!(adhoc_tasks(&d.dump(), "cpu.limited(1)"), (2, 2));
+
+    let report = d.shutdown(Duration::from_millis(50)).await;
+    release_tx.send(()).unwrap();
+    assert!(report.deadline_hit);
+    let line = report.dispatcher("cpu.limited(1)").unwrap();
+    assert_eq!(
+        (
+            line.submitted,
+            line.cancelled,
+            line.abandoned,
+            line.in_flight
+        ),
+        (2, 2, 1, 0),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_views_tasks_that_finish_later_are_counted_once_and_the_view_let_go() {
+    let d = Dispatchers::builder().cpu_threads(1).build().unwrap();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (waiting_tx, waiting_rx) = tokio::sync::oneshot::channel::<()>();
+    let view = d.cpu().limited(2);
+    view.run(async {}).await.unwrap();
+    let h = view.spawn(async move {
+        let _ = waiting_tx.send(());
+        go_rx.await.unwrap();
+        7
+    });
+    waiting_rx.await.unwrap();
+    drop(view);
+    assert_eq!(adhoc_tasks(&d.dump(), "cpu.limited(2)"), (1, 1));
+    go_tx.send(()).unwrap();
+    assert_eq!(h.await.unwrap(), 7);
+    // At rest now: the next look lets it go, and its counts join the retired ones.
+    assert_eq!(adhoc_tasks(&d.dump(), "cpu.limited(2)"), (0, 0));
+    let report = d.shutdown(Duration::from_secs(5)).await;
+    let line = report.dispatcher("cpu.limited(2)").unwrap();
+    assert_eq!(
+        (
+            line.submitted,
+            line.completed,
+            line.cancelled,
+            line.in_flight
+        ),
+        (2, 2, 0, 0),
+        "{report}"
+    );
+}
+
 #[tokio::test]
 async fn dropping_a_registry_with_views_inside_async_code_does_not_panic() {
     let d = Dispatchers::builder()

@@ -88,7 +88,8 @@ impl Dispatcher {
     /// instant. It costs no threads. A view of a view takes the smaller cap (its tasks count
     /// against both), and a view's running work counts against its base's capacity. The view
     /// belongs to the registry: its shutdown drains and reports it with the rest, also after
-    /// the view's handles are dropped. Views are named `<base>.limited(<n>)`.
+    /// the view's handles are dropped (tasks still running then stay in dumps and are
+    /// drained or cancelled by shutdown). Views are named `<base>.limited(<n>)`.
     ///
     /// *Parallelism is not concurrency*: a task suspended at `.await` holds no slot, so a view
     /// of parallelism 2 can have thousands of tasks in flight. To cap those too, declare a

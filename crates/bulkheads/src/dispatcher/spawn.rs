@@ -58,6 +58,9 @@ pub(crate) struct DispatcherCore {
 #[derive(Default)]
 pub(super) struct AdHoc {
     pub(super) views: Vec<Weak<DispatcherCore>>,
+    /// Dropped views whose tasks still run or wait: held here until they come to rest, so
+    /// dumps still show those tasks and shutdown still drains, cancels and reports them.
+    pub(super) orphans: Vec<Arc<DispatcherCore>>,
     /// Final counts of dropped views, merged by name.
     pub(super) retired: Vec<Stats>,
     /// Set when shutdown collects the views: a view made later is closed at birth.

@@ -1,14 +1,19 @@
 //! Ad-hoc views (`Dispatcher::limited`): made on a dispatcher, adopted by it so that shutdown
 //! drains and reports them, and their counts kept by it once they are dropped. The list lives
 //! in the dispatcher's core (`spawn.rs`, `AdHoc`); this file is what is done with it.
+//!
+//! A view dropped while its tasks still run or wait becomes an orphan: the dispatcher it was
+//! made on holds a core for it (the same accounts, admission and executor) until its last
+//! task is decided and has returned, so those tasks stay in dumps and shutdown still cancels
+//! and reports them. The registry's upkeep (once a second) lets go of orphans at rest.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::accounts::Accounts;
 use super::admission::Admission;
 use super::kind::Kind;
 use super::kinds::limited::LimitedView;
-use super::spawn::DispatcherCore;
+use super::spawn::{AdHoc, DispatcherCore};
 use super::stats::Stats;
 use crate::sync::lock;
 
@@ -39,8 +44,21 @@ impl DispatcherCore {
         } else {
             adhoc.views.retain(|w| w.strong_count() > 0);
             adhoc.views.push(Arc::downgrade(&core));
+            drop(adhoc);
+            self.release_rested_orphans();
         }
         core
+    }
+
+    /// This dispatcher's views, alive or orphaned, newest first.
+    fn own_views(adhoc: &AdHoc) -> Vec<Arc<DispatcherCore>> {
+        adhoc
+            .views
+            .iter()
+            .rev()
+            .filter_map(Weak::upgrade)
+            .chain(adhoc.orphans.iter().rev().cloned())
+            .collect()
     }
 
     /// Marks this dispatcher's ad-hoc views as closing and returns those alive now, views of
@@ -49,7 +67,7 @@ impl DispatcherCore {
         let views: Vec<Arc<DispatcherCore>> = {
             let mut adhoc = lock(&self.adhoc);
             adhoc.closing = true;
-            adhoc.views.iter().rev().filter_map(Weak::upgrade).collect()
+            Self::own_views(&adhoc)
         };
         let mut all = Vec::new();
         for v in views {
@@ -61,17 +79,40 @@ impl DispatcherCore {
 
     /// This dispatcher's ad-hoc views alive now (and theirs), without closing anything.
     pub(crate) fn live_views(&self) -> Vec<Arc<DispatcherCore>> {
-        let views: Vec<Arc<DispatcherCore>> = lock(&self.adhoc)
-            .views
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
+        self.release_rested_orphans();
+        let views = Self::own_views(&lock(&self.adhoc));
         let mut all = Vec::new();
         for v in views {
             all.extend(v.live_views());
             all.push(v);
         }
         all
+    }
+
+    /// Upkeep: prunes the live sets of this dispatcher's views and lets go of its orphans
+    /// (and theirs) that have come to rest; their counts then join the retired ones.
+    pub(crate) fn upkeep_views(&self) {
+        for v in self.live_views() {
+            v.accounts.live.prune();
+        }
+    }
+
+    fn release_rested_orphans(&self) {
+        let rested: Vec<Arc<DispatcherCore>> = {
+            let mut adhoc = lock(&self.adhoc);
+            let (rested, busy) = std::mem::take(&mut adhoc.orphans)
+                .into_iter()
+                .partition(|o| !o.has_work());
+            adhoc.orphans = busy;
+            rested
+        };
+        // Dropped outside the lock: each hands its counts back to this dispatcher.
+        drop(rested);
+    }
+
+    /// A task of this dispatcher is undecided, or decided while its code still runs.
+    fn has_work(&self) -> bool {
+        self.accounts.in_flight() > 0 || !self.accounts.live.live().is_empty()
     }
 
     /// The final counts of this dispatcher's dropped ad-hoc views (and theirs), by name.
@@ -92,13 +133,32 @@ impl DispatcherCore {
 
 impl Drop for DispatcherCore {
     /// A dropped ad-hoc view hands its counts (and those of its own dropped views) to the
-    /// dispatcher it was made on, so the shutdown report keeps them.
+    /// dispatcher it was made on, so the shutdown report keeps them; one with work left
+    /// becomes an orphan of that dispatcher instead (see the top of this file).
     fn drop(&mut self) {
-        if let Some(parent) = &self.parent {
-            let mut stats = std::mem::take(&mut lock(&self.adhoc).retired);
-            stats.push(self.stats());
-            parent.retire(stats);
+        let Some(parent) = self.parent.take() else {
+            return;
+        };
+        // An orphan holds its parent, so a core being dropped has no orphans of its own.
+        let adhoc = std::mem::take(&mut *lock(&self.adhoc));
+        if self.has_work() {
+            let mut parent_adhoc = lock(&parent.adhoc);
+            // Once shutdown has collected the views, it holds what it drains: counts suffice.
+            if !parent_adhoc.closing {
+                parent_adhoc.orphans.push(Arc::new(DispatcherCore {
+                    accounts: self.accounts.clone(),
+                    admission: self.admission.clone(),
+                    executor: self.executor.clone(),
+                    shared: self.shared.clone(),
+                    adhoc: Mutex::new(adhoc),
+                    parent: Some(parent.clone()),
+                }));
+                return;
+            }
         }
+        let mut stats = adhoc.retired;
+        stats.push(self.stats());
+        parent.retire(stats);
     }
 }
 
@@ -126,8 +186,10 @@ mod tests {
             drop(view.spawn(async {})); // detached, decided later
             view.run_blocking(|| ()).await.unwrap();
             drop(view);
-            // The detached task may still be finishing on the cpu thread.
+            // The detached task may still be finishing on the cpu thread; then the dropped
+            // view is an orphan until it comes to rest, and a dump lets go of it.
             d.cpu().run(async {}).await.unwrap();
+            drop(d.dump());
             assert!(accounts.upgrade().is_none(), "the view's accounts leaked");
         });
     }

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use self::control::Control;
 use self::report::ShutdownReport;
-use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::kinds::runtime::OwnedRuntime;
+use crate::dispatcher::spawn::DispatcherCore;
 use crate::dispatcher::stats::Stats;
 use crate::error::UnknownDispatcher;
 
@@ -129,20 +129,22 @@ impl Dispatchers {
     }
 
     /// On the control runtime, once a second: prune the live sets of finished tasks (so a
-    /// burst's allocations do not outlive it), and warn once if tasks of others run there.
+    /// burst's allocations do not outlive it), let go of dropped ad-hoc views that have come
+    /// to rest, and warn once if tasks of others run there.
     fn start_upkeep(&self) {
-        let accounts: Vec<std::sync::Weak<Accounts>> = self
+        let cores: Vec<std::sync::Weak<DispatcherCore>> = self
             .by_name
             .values()
-            .map(|d| Arc::downgrade(&d.core.accounts))
+            .map(|d| Arc::downgrade(&d.core))
             .collect();
         drop(self.control.handle().spawn(async move {
             let mut warned = false;
             loop {
                 tokio::time::sleep(control::UPKEEP_EVERY).await;
                 let mut alive = false;
-                for a in accounts.iter().filter_map(std::sync::Weak::upgrade) {
-                    a.live.prune();
+                for core in cores.iter().filter_map(std::sync::Weak::upgrade) {
+                    core.accounts.live.prune();
+                    core.upkeep_views();
                     alive = true;
                 }
                 if !alive {
