@@ -146,6 +146,38 @@ async fn a_child_panic_fails_the_scope() {
     assert!(failures.try_recv().is_err());
 }
 
+/// A body awaiting a child that failed may be polled again before the scope cancels it (woken
+/// by another child): the child's handle stays pending, and the scope returns the failure
+/// (Tokio's oneshot used to panic there, "called after complete", in the caller).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_polled_again_after_its_awaited_child_failed_still_gets_the_scope_error() {
+    common::quiet_panics("scope-boom");
+    let (d, failures) = registry();
+    let d = Arc::new(d);
+    let pool = d.get("scope-pool").unwrap();
+    for _ in 0..300 {
+        let (dd, pool) = (d.clone(), pool.clone());
+        let joined = tokio::spawn(async move {
+            dd.scope(|s| async move {
+                let a = s.spawn_blocking_on(&pool, || Ok::<u32, String>(1));
+                let b = s.spawn(async {
+                    tokio::task::yield_now().await;
+                    panic!("scope-boom") as Result<u32, String>
+                });
+                let c = s.spawn(async { Ok(3u32) });
+                Ok::<_, String>(a.await + b.await + c.await)
+            })
+            .await
+        })
+        .await;
+        let err = joined
+            .expect("the scope's caller must not panic")
+            .unwrap_err();
+        assert!(err.to_string().contains("scope-boom"), "{err}");
+    }
+    assert!(failures.try_recv().is_err(), "observed failures stay observed");
+}
+
 #[tokio::test]
 async fn the_bodys_error_cancels_every_child() {
     let (d, _failures) = registry();

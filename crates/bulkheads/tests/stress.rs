@@ -1,4 +1,4 @@
-//! Stress: hundreds of thousands of tasks over every kind, with random panics, aborts,
+//! Stress: a million submissions over every kind, with random panics, aborts,
 //! detached handles, waiting `run*` callers, and a shutdown in the middle of it all. Every
 //! handle must resolve, each exactly once, and the accounting must balance exactly.
 //!
@@ -151,7 +151,8 @@ async fn a_storm_with_a_shutdown_in_the_middle_balances_exactly() {
         .build()
         .unwrap();
     let names = ["spool", "srt", "sview", "scpu", "cpu"];
-    let per_dispatcher = 60_000;
+    // A million submissions in all; the shutdown comes halfway through.
+    let per_dispatcher = 200_000;
     let seen: Vec<Arc<Seen>> = names.iter().map(|_| Arc::new(Seen::default())).collect();
     let detached: Vec<Arc<AtomicU64>> = names.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
     let mut loads = tokio::task::JoinSet::new();

@@ -59,7 +59,8 @@ impl<E> fmt::Debug for Scope<E> {
 /// body: elsewhere, a failed child's task never resolves. Dropping it does not cancel the
 /// child (the scope watches it).
 pub struct ScopeTask<T> {
-    value: oneshot::Receiver<T>,
+    /// `None` once it has answered.
+    value: Option<oneshot::Receiver<T>>,
 }
 
 impl<T> fmt::Debug for ScopeTask<T> {
@@ -72,10 +73,22 @@ impl<T> Future for ScopeTask<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        match Pin::new(&mut self.value).poll(cx) {
-            Poll::Ready(Ok(value)) => Poll::Ready(value),
-            // Failed or cancelled: the scope is cancelling the body that awaits this.
-            Poll::Ready(Err(_)) | Poll::Pending => Poll::Pending,
+        // A receiver that has answered must not be polled again (Tokio's oneshot panics).
+        let Some(value) = self.value.as_mut() else {
+            return Poll::Pending;
+        };
+        match Pin::new(value).poll(cx) {
+            Poll::Ready(Ok(value)) => {
+                self.value = None;
+                Poll::Ready(value)
+            }
+            // Failed or cancelled: the scope is cancelling the body that awaits this, and may
+            // poll the body again before it does; this handle stays pending from now on.
+            Poll::Ready(Err(_)) => {
+                self.value = None;
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -117,7 +130,7 @@ impl<E: fmt::Display + Send + 'static> Scope<E> {
             Ok(())
         };
         self.add(dispatcher, Location::caller(), |b| b.spawn(child));
-        ScopeTask { value }
+        ScopeTask { value: Some(value) }
     }
 
     /// Spawns a blocking closure as a child on `dispatcher`.
@@ -138,7 +151,7 @@ impl<E: fmt::Display + Send + 'static> Scope<E> {
             Ok(())
         };
         self.add(dispatcher, Location::caller(), |b| b.spawn_blocking(child));
-        ScopeTask { value }
+        ScopeTask { value: Some(value) }
     }
 
     fn add(
