@@ -57,6 +57,13 @@ async fn load(
     let mut handles = Vec::new();
     let mut runs = tokio::task::JoinSet::new();
     for i in 0..n {
+        // First in the body: the arms below may `continue`.
+        if i == n / 2 {
+            let _ = halfway.send(()).await;
+        }
+        if i % 1024 == 0 {
+            tokio::task::yield_now().await;
+        }
         let r = rng.next();
         let panics = r % 23 == 0;
         let work = r % 7;
@@ -107,12 +114,6 @@ async fn load(
                     seen.record(r);
                 });
             }
-        }
-        if i == n / 2 {
-            let _ = halfway.send(()).await;
-        }
-        if i % 1024 == 0 {
-            tokio::task::yield_now().await;
         }
     }
     for h in handles {
