@@ -175,7 +175,86 @@ async fn a_body_polled_again_after_its_awaited_child_failed_still_gets_the_scope
             .unwrap_err();
         assert!(err.to_string().contains("scope-boom"), "{err}");
     }
-    assert!(failures.try_recv().is_err(), "observed failures stay observed");
+    assert!(
+        failures.try_recv().is_err(),
+        "observed failures stay observed"
+    );
+}
+
+/// An error type whose `Display` panics.
+struct BadDisplay;
+
+impl std::fmt::Display for BadDisplay {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("scope-boom in Display")
+    }
+}
+
+/// The scope formats the errors it keeps as failures; a `Display` that panics is contained
+/// (it aborted the process: the panic unwound through the scope, whose drop formatted again).
+#[tokio::test]
+async fn an_error_whose_display_panics_is_contained() {
+    common::quiet_panics("scope-boom");
+    let (d, failures) = registry();
+    let (both_failed_tx, both_failed) = tokio::sync::oneshot::channel::<()>();
+    let (first_tx, first) = tokio::sync::oneshot::channel::<()>();
+    let err = d
+        .scope(|s| async move {
+            s.spawn(async move {
+                let _ = first_tx.send(());
+                Err::<(), _>(BadDisplay)
+            });
+            s.spawn(async move {
+                // Fails once the first has, before its cancellation can reach it.
+                let _ = first.await;
+                let _ = both_failed_tx.send(());
+                Err::<(), _>(BadDisplay)
+            });
+            let _ = both_failed.await;
+            Ok::<(), BadDisplay>(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err.cause, ScopeFailure::Child { .. }));
+    for f in &err.later {
+        assert_eq!(
+            f.message,
+            "(the error's Display panicked: scope-boom in Display)"
+        );
+    }
+    assert!(
+        failures.try_recv().is_err(),
+        "observed failures stay observed"
+    );
+    // A scope dropped with a failure seen (waiting for a child stuck in a poll) hands it to the
+    // root handler, formatted the same way.
+    struct OnDrop(Option<tokio::sync::oneshot::Sender<()>>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.take().map(|tx| tx.send(()));
+        }
+    }
+    let (release_tx, release) = mpsc::channel::<()>();
+    let (body_dropped_tx, body_dropped) = tokio::sync::oneshot::channel::<()>();
+    let scope = d.scope(|s| async move {
+        let _guard = OnDrop(Some(body_dropped_tx));
+        s.spawn(async move {
+            let _ = release.recv(); // stuck in its poll until released
+            Ok(())
+        });
+        s.spawn(async { Err::<(), _>(BadDisplay) });
+        std::future::pending::<Result<(), BadDisplay>>().await
+    });
+    tokio::select! {
+        r = scope => panic!("the scope waits for its stuck child: {:?}", r.is_ok()),
+        _ = body_dropped => {} // the failure was seen: it cancelled the body
+    }
+    let reported = failures.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        reported.message,
+        "(the error's Display panicked: scope-boom in Display)"
+    );
+    release_tx.send(()).unwrap();
 }
 
 #[tokio::test]

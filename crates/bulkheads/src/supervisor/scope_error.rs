@@ -76,6 +76,19 @@ fn body_panic(info: &TaskInfo, cpu: &Dispatcher, payload: &(dyn Any + Send)) -> 
     )
 }
 
+/// A user error's message. Its `Display` is user code: a panic there is contained and becomes
+/// the message (a scope records errors while it is polled, and reports them from `Drop`).
+fn display<E: fmt::Display>(error: &E) -> String {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| error.to_string())).unwrap_or_else(
+        |payload| {
+            format!(
+                "(the error's Display panicked: {})",
+                panic_message(&*payload)
+            )
+        },
+    )
+}
+
 /// A scope's first failure as a [`Failure`], for the root handler.
 fn as_failure<E: fmt::Display>(
     cause: ScopeFailure<E>,
@@ -87,13 +100,13 @@ fn as_failure<E: fmt::Display>(
             cpu.name().into(),
             body.clone(),
             FailureKind::Error,
-            e.to_string(),
+            display(&e),
         ),
         ScopeFailure::Child {
             task,
             dispatcher,
             error,
-        } => Failure::new(dispatcher, task, FailureKind::Error, error.to_string()),
+        } => Failure::new(dispatcher, task, FailureKind::Error, display(&error)),
         ScopeFailure::Dispatch(e) => dispatch_failure(e, body.clone()),
     }
 }
@@ -126,7 +139,7 @@ pub(crate) fn record<E: fmt::Display>(
                 dispatcher.name().into(),
                 info,
                 FailureKind::Error,
-                error.to_string(),
+                display(&error),
             ));
         }
         Err(e) if cause.is_none() => *cause = Some(ScopeFailure::Dispatch(e)),
