@@ -222,3 +222,63 @@ async fn a_panic_from_a_cancelled_futures_drop_reaches_the_root_handler() {
     );
     assert_eq!(d.cpu().run(async { 1 }).await.unwrap(), 1);
 }
+
+/// Async work asked to stop while inside a poll that then completes (a blocking call inside an
+/// async handler whose client left) had no `.await` to stop at: it is cancelled and abandoned,
+/// its value dropped, like a blocking job (it was counted as completed).
+#[tokio::test]
+async fn async_work_that_completes_in_the_poll_its_caller_left_is_abandoned() {
+    let d = Dispatchers::builder()
+        .cpu_threads(1)
+        .blocking("mid-poll", BlockingConfig::threads(1).queue(4))
+        .runtime("mid-poll-rt", RuntimeConfig::workers(1))
+        .build()
+        .unwrap();
+    for name in ["mid-poll", "mid-poll-rt"] {
+        let p = d.get(name).unwrap();
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release) = std::sync::mpsc::channel::<()>();
+        let value_dropped = Arc::new(AtomicBool::new(false));
+        struct Value(Arc<AtomicBool>);
+        impl Drop for Value {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let flag = value_dropped.clone();
+        let call = p.run(async move {
+            let _ = started_tx.send(());
+            let _ = release.recv(); // a blocking driver call, inside this poll
+            Value(flag)
+        });
+        tokio::select! {
+            _ = call => panic!("{name}: the call was released only after its caller left"),
+            _ = started => {} // the caller leaves while the work is inside its poll
+        }
+        release_tx.send(()).unwrap();
+        // A second call runs after the first has ended: its decision is counted by then.
+        p.run(async {}).await.unwrap();
+        let s = p.stats();
+        assert_eq!(
+            (s.completed, s.cancelled, s.abandoned, s.in_flight),
+            (1, 1, 1, 0),
+            "{name}: {s:?}"
+        );
+        assert!(value_dropped.load(Ordering::SeqCst), "{name}");
+
+        // The same through an aborted handle: its holder gets `Cancelled`.
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release) = std::sync::mpsc::channel::<()>();
+        let h = p.spawn(async move {
+            let _ = started_tx.send(());
+            let _ = release.recv();
+            7
+        });
+        started.await.unwrap();
+        h.abort();
+        release_tx.send(()).unwrap();
+        assert!(h.await.unwrap_err().is_cancelled(), "{name}");
+        let s = p.stats();
+        assert_eq!((s.cancelled, s.abandoned), (2, 2), "{name}: {s:?}");
+    }
+}

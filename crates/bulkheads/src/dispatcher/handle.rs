@@ -240,7 +240,9 @@ impl Dispatcher {
     /// Runs a future on this dispatcher and returns its output. Waits up to `max_wait` for
     /// room (FIFO), then [`RejectReason::WaitTimeout`](crate::RejectReason::WaitTimeout).
     /// Dropping the returned future cancels: work not started never starts, started work stops
-    /// at its next `.await`.
+    /// at its next `.await`. Work that was inside a poll when its caller left (a blocking call
+    /// in an async handler, say) and completes in that poll is counted as cancelled and
+    /// abandoned, like a blocking job left to finish, and its value is dropped.
     ///
     /// Awaited from work that holds a slot of this same dispatcher (a future pinned to this
     /// pool, a task of this view), the future runs inline on the caller's thread: it could

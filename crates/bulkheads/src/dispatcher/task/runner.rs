@@ -237,6 +237,11 @@ where
                 }
                 return Poll::Pending;
             }
+            // Asked to stop during this poll (its caller gone, or aborted): it had no
+            // `.await` left to stop at, and nobody wants the value.
+            Ok(Poll::Ready(v)) if asynchronous && header.state.cancel_requested() => {
+                Completion::Abandoned(v)
+            }
             Ok(Poll::Ready(v)) => Completion::Ok(v),
             Err(payload) => Completion::Panicked(payload),
         };

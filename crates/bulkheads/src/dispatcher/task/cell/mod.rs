@@ -113,6 +113,10 @@ pub(crate) enum Completion<T> {
     Panicked(Box<dyn Any + Send + 'static>),
     /// Async work dropped at an `.await` after a cancel request, or by its executor.
     Cancelled,
+    /// Async work that completed in the poll during which it was asked to stop (its caller
+    /// had gone or aborted it): like blocking work cancelled while it ran, it is cancelled and
+    /// abandoned, and its value is dropped.
+    Abandoned(T),
 }
 
 enum Output<T> {
@@ -180,6 +184,7 @@ where
             Completion::Ok(_) => (DONE_OK, Outcome::Ok),
             Completion::Panicked(_) => (DONE_PANICKED, Outcome::Panicked),
             Completion::Cancelled => (DONE_CANCELLED, Outcome::Cancelled { abandoned: false }),
+            Completion::Abandoned(_) => (DONE_CANCELLED, Outcome::Cancelled { abandoned: true }),
         };
         if let Completion::Panicked(_) = &completion {
             accounts.count_failure();
@@ -189,6 +194,10 @@ where
             Completion::Ok(v) => Ok(v),
             Completion::Panicked(payload) => Err(Failed::Panicked(payload)),
             Completion::Cancelled => Err(Failed::Cancelled),
+            Completion::Abandoned(v) => {
+                self.drop_user(v);
+                Err(Failed::Cancelled)
+            }
         };
         if won {
             if lock(&self.inner).detached {
