@@ -28,7 +28,9 @@
 //! work pinned to blocking pools, so a saturated `cpu` pool or any busy dispatcher never delays
 //! another's rejections or timers. Closures on every kind run with a Tokio context entered. A
 //! `run*` awaited from a thread that already holds a slot of the same dispatcher (a job waiting
-//! for more work on its own pool) runs inline instead of waiting for a slot it holds. Panics of
+//! for more work on its own pool, a task of a capped runtime waiting for that runtime) runs
+//! inline instead of waiting for a slot it holds, and a closure spawned on a full pool and
+//! awaited from that pool runs on the awaiting thread. Panics of
 //! user code are contained wherever they happen, including while dropping values and inside
 //! metrics recorders or tracing subscribers.
 //!

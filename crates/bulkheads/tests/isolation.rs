@@ -315,6 +315,95 @@ async fn nested_run_blocking_in_a_pinned_future_behind_a_queue_does_not_deadlock
     );
 }
 
+/// Awaits `work` for at most 5 s, so that a deadlock fails the test instead of hanging it.
+async fn within_5s<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(5), work).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: deadlocked (no result after 5 s)"),
+    }
+}
+
+/// A job spawned (not run) from work pinned to its own full pool, then awaited there: it would
+/// wait in the queue behind its own awaiter; the awaiting thread runs it instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_spawned_on_its_own_full_pool_and_awaited_there_runs_on_the_awaiting_thread() {
+    let (d, pool, inner) = nested_pool("iso-nest-spawn", 4);
+    let name = || std::thread::current().name().map(str::to_owned);
+    let (outer, nested) = within_5s(
+        "spawn_blocking awaited in a pinned future",
+        pool.run(async move {
+            let outer = name();
+            (outer, inner.spawn_blocking(name).await)
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(nested.unwrap(), outer);
+    assert_eq!(outer.as_deref(), Some("iso-nest-spawn-0"));
+
+    // The same through `block_on` inside a closure.
+    let inner = pool.clone();
+    let nested = within_5s(
+        "spawn_blocking awaited with block_on in a closure",
+        pool.run_blocking(move || {
+            tokio::runtime::Handle::current().block_on(inner.spawn_blocking(|| 6))
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(nested.unwrap(), 6);
+
+    // And as the child of a scope opened there.
+    let (dd, inner) = (Arc::new(d), pool.clone());
+    let d2 = dd.clone();
+    let scoped = within_5s(
+        "a scope's child on the pool its scope runs on",
+        pool.run(async move {
+            d2.scope(
+                |s| async move { Ok::<_, String>(s.spawn_blocking_on(&inner, || Ok(7)).await) },
+            )
+            .await
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scoped.unwrap(), 7);
+    let s = pool.stats();
+    assert_eq!((s.completed, s.in_flight), (6, 0), "{s:?}");
+}
+
+/// A task of a runtime dispatcher with an in-flight cap holds its slot while it awaits: a
+/// `run*` it awaits on the same dispatcher would wait at the cap behind it; it runs inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_run_on_a_runtime_with_an_in_flight_cap_runs_inline() {
+    let d = Dispatchers::builder()
+        .cpu_threads(1)
+        .runtime(
+            "iso-gated",
+            RuntimeConfig::workers(1).max_concurrent(1).queue(2),
+        )
+        .build()
+        .unwrap();
+    let rt = d.get("iso-gated").unwrap();
+    let inner = rt.clone();
+    let v = within_5s(
+        "run awaited in a task of the same capped runtime",
+        rt.run(async move { inner.run(async { 1 }).await }),
+    )
+    .await;
+    assert_eq!(v.unwrap().unwrap(), 1);
+    let inner = rt.clone();
+    let v = within_5s(
+        "run_blocking awaited in a task of the same capped runtime",
+        rt.run(async move { inner.run_blocking(|| 2).await }),
+    )
+    .await;
+    assert_eq!(v.unwrap().unwrap(), 2);
+    // Each nested call counted as a task of its own.
+    let s = rt.stats();
+    assert_eq!((s.completed, s.in_flight), (4, 0), "{s:?}");
+}
+
 /// A closure on a blocking pool runs inside a Tokio context, as it does in
 /// `tokio::task::spawn_blocking` and on a view over the same pool.
 #[tokio::test]

@@ -76,14 +76,23 @@ pub(crate) struct Holding(usize);
 
 impl Holding {
     pub(crate) fn new<T>(executor: &T) -> Self {
-        let id = std::ptr::from_ref(executor).cast::<()>() as usize;
+        Self::of(Self::id(executor))
+    }
+
+    /// [`Holding::new`] for the executor whose [`Holding::id`] is `id`.
+    pub(crate) fn of(id: usize) -> Self {
         HELD.with(|h| h.borrow_mut().push(id));
         Holding(id)
     }
 
+    /// The identity an executor is held by: its address.
+    pub(crate) fn id<T>(executor: &T) -> usize {
+        std::ptr::from_ref(executor).cast::<()>() as usize
+    }
+
     /// True when the current thread holds a slot of the executor `executor`.
     pub(crate) fn held<T>(executor: &T) -> bool {
-        let id = std::ptr::from_ref(executor).cast::<()>() as usize;
+        let id = Self::id(executor);
         HELD.with(|h| h.borrow().contains(&id))
     }
 }

@@ -228,6 +228,11 @@ impl Dispatcher {
     }
 
     /// Spawns a blocking closure on this dispatcher and returns at once.
+    ///
+    /// On a blocking pool, a handle awaited (or `block_on`-ed) on one of that pool's own
+    /// threads while the closure is still queued runs the closure there and then: queued
+    /// behind its awaiter, it might never start otherwise. (A *future* spawned on a full pool
+    /// and awaited from that pool's threads still waits for a free thread.)
     #[track_caller]
     pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
     where
@@ -245,8 +250,9 @@ impl Dispatcher {
     /// abandoned, like a blocking job left to finish, and its value is dropped.
     ///
     /// Awaited from work that holds a slot of this same dispatcher (a future pinned to this
-    /// pool, a task of this view), the future runs inline on the caller's thread: it could
-    /// not start behind the caller's own slot, and the caller's slot already counts it.
+    /// pool, a task of this view, a task of this runtime when it has a `max_concurrent` cap),
+    /// the future runs inline on the caller's thread: it could not start behind the caller's
+    /// own slot, and the caller's slot already counts it.
     ///
     /// On a blocking pool the future is driven on a pool thread, with the registry's control
     /// runtime current (its timers and IO are served by the control thread). A future made
@@ -271,9 +277,11 @@ impl Dispatcher {
     /// means it never runs; after it started, it runs to its end and its result is dropped
     /// (counted as abandoned).
     ///
-    /// Awaited (or `block_on`-ed) from a thread of this same pool or a task of this same view,
-    /// the closure runs inline on that thread, so a job that waits for more work on its own
-    /// pool completes instead of hanging the pool.
+    /// Awaited (or `block_on`-ed) from a thread of this same pool, a task of this same view or
+    /// of this same capped runtime, the closure runs inline on that thread, so a job that
+    /// waits for more work on its own pool completes instead of hanging the pool. (So does a
+    /// closure *spawned* on a pool and awaited from one of that pool's threads: see
+    /// [`spawn_blocking`](Self::spawn_blocking).)
     #[track_caller]
     pub fn run_blocking<F, T>(
         &self,

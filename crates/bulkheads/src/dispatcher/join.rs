@@ -113,7 +113,12 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let ready = match &mut self.state {
-            JoinState::Attached(task) => std::task::ready!(task.poll_join(cx)),
+            JoinState::Attached(task) => match task.poll_join(cx) {
+                Poll::Ready(r) => r,
+                // Awaited from the pool it waits in: run it here if it can be (`help`).
+                Poll::Pending if task.clone().help() => std::task::ready!(task.poll_join(cx)),
+                Poll::Pending => return Poll::Pending,
+            },
             JoinState::Rejected(err) => match err.take() {
                 Some(e) => Err(*e),
                 None => panic!("bulkheads::JoinHandle polled after it returned Ready"),

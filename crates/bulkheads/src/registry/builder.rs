@@ -271,7 +271,12 @@ impl DispatchersBuilder {
                         .map_err(start_err(&name))?;
                     let accounts = account_with(&name, Kind::Runtime, c.admission.queue_deadline);
                     accounts.threads_gauge(c.workers as f64);
-                    let executor = TokioRuntime::new(rt.handle().clone());
+                    // Gated: its tasks hold a slot while they await (see `TokioRuntime::gated`).
+                    let executor = if c.admission.max_concurrent.is_some() {
+                        TokioRuntime::gated(rt.handle().clone())
+                    } else {
+                        TokioRuntime::new(rt.handle().clone())
+                    };
                     started.runtimes.push(OwnedRuntime::new(rt));
                     DispatcherCore::new(
                         accounts,

@@ -11,13 +11,15 @@
 //! `shutdown_background`, which neither blocks nor panics inside an async context.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::dispatcher::admission::AdmissionConfig;
-use crate::dispatcher::executor::{Executor, Worker, WorkerHost};
+use crate::dispatcher::executor::{Executor, Holding, Worker, WorkerHost};
 use crate::dispatcher::task::NewTask;
 use crate::dispatcher::task::cell::TaskCell;
 
@@ -117,11 +119,46 @@ impl Drop for OwnedRuntime {
 /// Tasks on a Tokio runtime: the cpu pool, a `runtime` dispatcher, or `main`.
 pub(crate) struct TokioRuntime {
     handle: Handle,
+    /// Its tasks hold a slot of an in-flight gate (`max_concurrent`) while they run: a task
+    /// then marks its thread as holding this runtime during each of its polls, so that a
+    /// `run*` it awaits on the same dispatcher runs inline instead of waiting at the gate
+    /// behind its own caller (see `holds_current_thread`).
+    gated: bool,
 }
 
 impl TokioRuntime {
     pub(crate) fn new(handle: Handle) -> Arc<Self> {
-        Arc::new(TokioRuntime { handle })
+        Arc::new(TokioRuntime {
+            handle,
+            gated: false,
+        })
+    }
+
+    /// A runtime dispatcher with an in-flight gate.
+    pub(crate) fn gated(handle: Handle) -> Arc<Self> {
+        Arc::new(TokioRuntime {
+            handle,
+            gated: true,
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A gated runtime's task: its thread holds the runtime while it is polled.
+    struct HeldWhilePolled<F> {
+        runtime: usize,
+        #[pin]
+        task: F,
+    }
+}
+
+impl<F: Future> Future for HeldWhilePolled<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _holding = Holding::of(*this.runtime);
+        this.task.poll(cx)
     }
 }
 
@@ -134,7 +171,14 @@ impl Executor for TokioRuntime {
         let (cell, runner) = task.runner();
         // Tokio's own handle is not kept: our cell is the task's identity. On a runtime that
         // has shut down the runner is dropped at once, which decides the task as cancelled.
-        drop(self.handle.spawn(runner));
+        if self.gated {
+            drop(self.handle.spawn(HeldWhilePolled {
+                runtime: Holding::id(self),
+                task: runner,
+            }));
+        } else {
+            drop(self.handle.spawn(runner));
+        }
         cell
     }
 
@@ -143,9 +187,11 @@ impl Executor for TokioRuntime {
     }
 
     /// A runtime's workers never wait for the runtime's own tasks by blocking (Tokio refuses
-    /// `block_on` there), so nothing runs inline.
+    /// `block_on` there), but a task of a gated runtime holds a gate slot while it awaits: a
+    /// `run*` it awaits on the same runtime runs inline (it would wait at the gate behind its
+    /// own caller). Ungated runtimes run nothing inline.
     fn holds_current_thread(&self) -> bool {
-        false
+        self.gated && Holding::held(self)
     }
 
     fn host(self: &Arc<Self>) -> Arc<dyn WorkerHost> {

@@ -151,7 +151,9 @@ impl BlockingPool {
             let spawned =
                 crate::sync::spawn_thread(format!("{}-{n}", pool.accounts.name), move || {
                     let _ctx = worker.control.enter();
-                    let _holding = Holding::new(&*worker);
+                    // Held by its accounts, which its tasks' cells know too (see
+                    // `Joinable::help`).
+                    let _holding = Holding::new(&*worker.accounts);
                     up.arrive();
                     drop(up);
                     worker.work();
@@ -233,7 +235,7 @@ impl Executor for BlockingPool {
     }
 
     fn holds_current_thread(&self) -> bool {
-        Holding::held(self)
+        Holding::held(&*self.accounts)
     }
 
     fn host(self: &Arc<Self>) -> Arc<dyn WorkerHost> {

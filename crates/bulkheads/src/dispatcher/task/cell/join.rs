@@ -2,6 +2,7 @@
 //! live set can do to it.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use std::time::Duration;
@@ -11,7 +12,9 @@ use quanta::Instant;
 
 use super::{Failed, Output, TaskCell, WorkKind};
 use crate::diag::task::{TaskDump, TaskState};
+use crate::dispatcher::executor::Holding;
 use crate::dispatcher::live::LiveTask;
+use crate::dispatcher::task::runner::TaskFuture;
 use crate::error::DispatchError;
 use crate::sync::lock;
 
@@ -26,6 +29,10 @@ pub(crate) trait Joinable<T>: Send + Sync {
     fn queue_deadline_left(&self) -> Option<Duration>;
     fn is_finished(&self) -> bool;
     fn detach(&self);
+    /// Awaited on a thread of the pool the task waits in (work pinned to that pool awaiting
+    /// a job it queued there), a queued closure runs here and now: it could otherwise wait
+    /// behind its own awaiter for good. True when it ran.
+    fn help(self: Arc<Self>) -> bool;
 }
 
 impl<F> Joinable<F::Output> for TaskCell<F>
@@ -73,6 +80,23 @@ where
 
     fn is_finished(&self) -> bool {
         self.header.state.is_decided()
+    }
+
+    fn help(self: Arc<Self>) -> bool {
+        let h = &self.header;
+        if h.work != WorkKind::Blocking || !h.state.is_queued() || !Holding::held(&*h.accounts) {
+            return false;
+        }
+        // Only a pool keeps a queued task's work in its cell; whoever takes it runs it.
+        let Some(pending) = self.take_pending() else {
+            return false;
+        };
+        let mut runner = std::pin::pin!(TaskFuture::from_pending(self, pending));
+        // A closure's runner is done after its one poll.
+        let _ = runner
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()));
+        true
     }
 
     fn detach(&self) {
