@@ -2,11 +2,11 @@
 //! (asked to stop, still running), long blocking jobs, long polls (async work that does not
 //! yield), and children that outlived their scope.
 //!
-//! Why a child outliving its scope can only be a blocking closure: a scope returns only after
-//! every child has ended, and when it fails or is dropped it cancels the rest. Async work stops
-//! at its next `.await`, so it is gone before the scope returns. A blocking closure that already
-//! runs cannot be interrupted: it is abandoned (decided, its result to be dropped) and runs on,
-//! so it is the one child a dump can find after its scope ended — always also a zombie.
+//! Why a child that outlived its scope is always also a zombie: a scope that returns has waited
+//! for every child, so a child can only outlive a scope that failed and gave up on a blocking
+//! child, or whose future was dropped. Either way the child was cancelled: a blocking closure
+//! already running cannot be interrupted (it is abandoned and runs on), and async work stuck
+//! inside one poll runs on until its next `.await`.
 
 use std::fmt;
 use std::time::Duration;
