@@ -62,7 +62,7 @@ impl Declared {
         let mut problems = Vec::new();
         let p = &mut problems;
         if let Some(n) = self.cpu_threads {
-            check_range(p, "cpu.threads", n, limits("workers"));
+            check_range(p, "cpu.threads", n, limits_at("cpu.threads"));
         }
         if let Some(n) = self.cpu_blocking_threads {
             check_range(p, "cpu.blocking_threads", n, limits("blocking_threads"));
@@ -249,6 +249,15 @@ fn check_admission(problems: &mut Vec<ConfigProblem>, key: &str, a: &AdmissionCo
         None => {}
     }
     check_range(problems, &format!("{key}.queue"), a.queue, limits("queue"));
+}
+
+/// The valid range of the numeric key at `path` (`cpu.threads`, `dispatchers.db.queue`).
+pub(crate) fn limits_at(path: &str) -> (usize, usize) {
+    // The cpu pool is a runtime: its threads are workers.
+    if path == "cpu.threads" {
+        return limits("workers");
+    }
+    limits(path.rsplit('.').next().unwrap_or(path))
 }
 
 /// The valid range of a numeric key, by its last path segment. One table for the builder and

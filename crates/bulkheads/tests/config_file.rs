@@ -117,8 +117,8 @@ fn syntax_errors_duplicate_tables_and_empty_files() {
     assert_eq!(
         dup,
         [
-            "line 4, column 14: duplicate key",
-            "line 5, column 1: duplicate key"
+            "line 4, column 14: duplicate key in `[dispatchers.a]`",
+            "line 5, column 1: duplicate key in `kind = \"runtime\"`"
         ]
     );
     assert_eq!(

@@ -307,3 +307,40 @@ mod non_utf8 {
         );
     }
 }
+
+/// The errors of environment overrides: the range quoted for a value of the wrong type is the
+/// key's own (`cpu.threads` is a runtime's worker count, not a pool's threads), problems caused
+/// by a variable that changed a dispatcher's kind name that variable, and a dispatcher's name
+/// is matched in a variable whatever its case, as the key is.
+#[test]
+fn env_override_errors_quote_the_keys_range_and_the_variable_that_caused_them() {
+    let messages = |pairs: &[(&str, &str)]| -> Vec<String> {
+        let mut config = Config::from_toml_str(DB).unwrap();
+        match config.apply_env_from(env(pairs)) {
+            Err(bulkheads::ConfigError::Invalid(problems)) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("{pairs:?}: expected problems, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        messages(&[("BULKHEADS__CPU__THREADS", "x")]),
+        [
+            "cpu.threads: expected a whole number between 1 and 1024, got the string \"x\" (set by BULKHEADS__CPU__THREADS)"
+        ]
+    );
+    for problem in messages(&[("BULKHEADS__DB__KIND", "runtime")]) {
+        assert!(
+            problem.ends_with("(after BULKHEADS__DB__KIND changed its kind)"),
+            "{problem}"
+        );
+    }
+    let mut config = Config::from_toml_str(DB).unwrap();
+    config
+        .apply_env_from(env(&[("BULKHEADS__db__threads", "3")]))
+        .unwrap();
+    let DispatcherSection::Blocking(db) = &config.dispatchers["db"] else {
+        panic!("db is a blocking pool")
+    };
+    assert_eq!(db.threads, 3);
+}

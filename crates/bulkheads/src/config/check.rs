@@ -15,7 +15,7 @@ use super::schema::{self, Key, Type};
 use super::toml::{Entry, Node};
 use super::types::{Config, parse_duration};
 use crate::error::{ConfigProblem, Position};
-use crate::validate::{CPU, limits, suggest};
+use crate::validate::{CPU, limits, limits_at, suggest};
 
 #[derive(Default)]
 pub(crate) struct Checker {
@@ -176,16 +176,16 @@ impl Checker {
             (Type::Count, Node::Integer(n, _)) => match usize::try_from(*n) {
                 // The builder checks the range, for code and files alike.
                 Ok(v) => i64::try_from(v).ok().map(toml::Value::Integer).or_else(|| {
-                    self.out_of_range(path, k, node, *n);
+                    self.out_of_range(path, node, *n);
                     None
                 }),
                 Err(_) => {
-                    self.out_of_range(path, k, node, *n);
+                    self.out_of_range(path, node, *n);
                     None
                 }
             },
             (Type::Count, other) => {
-                let (min, max) = limits(k.name);
+                let (min, max) = limits_at(path);
                 self.problem(
                     path,
                     other.position(),
@@ -227,8 +227,8 @@ impl Checker {
         }
     }
 
-    fn out_of_range(&mut self, path: &str, k: &Key, node: &Node, n: i128) {
-        let (min, max) = limits(k.name);
+    fn out_of_range(&mut self, path: &str, node: &Node, n: i128) {
+        let (min, max) = limits_at(path);
         self.problem(
             path,
             node.position(),

@@ -113,6 +113,13 @@ impl Config {
                 {
                     p.message = format!("{} (set by {var})", p.message);
                     p.position = None;
+                } else if let Some((_, var)) = overridden.iter().find(|(k, _)| {
+                    // A kind changed by a variable makes the table's other keys wrong.
+                    k.strip_suffix(".kind").is_some_and(|table| {
+                        p.key == table || p.key.starts_with(&format!("{table}."))
+                    })
+                }) {
+                    p.message = format!("{} (after {var} changed its kind)", p.message);
                 }
                 p
             })
@@ -140,6 +147,8 @@ fn target(rest: &str, names: &[String]) -> Result<Vec<String>, String> {
         ));
     };
     let key = key.to_ascii_lowercase();
+    // Names, like keys, are matched whatever their case in the variable.
+    let who = who.to_ascii_uppercase();
     if who == "CPU" {
         return Ok(vec!["cpu".to_owned(), key]);
     }

@@ -165,8 +165,18 @@ impl Document {
                 errors
                     .iter()
                     .map(|e| {
-                        let mut p = ConfigProblem::new("", e.message().trim().to_owned());
-                        p.position = e.span().map(|s| lines.position(s.start));
+                        let position = e.span().map(|s| lines.position(s.start));
+                        // The parser's message ("duplicate key") names no key: quote the line.
+                        let line = position
+                            .and_then(|at| text.lines().nth(at.line - 1))
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && l.chars().count() <= 80);
+                        let message = match line {
+                            Some(line) => format!("{} in `{line}`", e.message().trim()),
+                            None => e.message().trim().to_owned(),
+                        };
+                        let mut p = ConfigProblem::new("", message);
+                        p.position = position;
                         p
                     })
                     .collect(),
