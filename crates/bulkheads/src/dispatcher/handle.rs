@@ -218,6 +218,12 @@ impl Dispatcher {
 
     /// Spawns a future on this dispatcher and returns at once. A rejection (queue full,
     /// shutting down) shows when the handle is awaited. Dropping the handle detaches the task.
+    ///
+    /// Work that waits for what it spawns on its *own* dispatcher should use [`run`](Self::run)
+    /// instead: a future spawned on a full pool by that pool's own work, or on a runtime with
+    /// `max_concurrent` by that runtime's own tasks, waits for a slot its awaiter holds
+    /// (`run` runs such work inline; closures from [`spawn_blocking`](Self::spawn_blocking)
+    /// awaited on their own pool's thread run there too).
     #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
     where
