@@ -116,7 +116,9 @@ impl<T> Future for JoinHandle<T> {
             JoinState::Attached(task) => match task.poll_join(cx) {
                 Poll::Ready(r) => r,
                 // Awaited from the pool it waits in: run it here if it can be (`help`).
-                Poll::Pending if task.clone().help() => std::task::ready!(task.poll_join(cx)),
+                Poll::Pending if task.may_help() && task.clone().help() => {
+                    std::task::ready!(task.poll_join(cx))
+                }
                 Poll::Pending => return Poll::Pending,
             },
             JoinState::Rejected(err) => match err.take() {

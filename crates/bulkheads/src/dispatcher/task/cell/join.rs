@@ -33,6 +33,9 @@ pub(crate) trait Joinable<T>: Send + Sync {
     /// a job it queued there), a queued closure runs here and now: it could otherwise wait
     /// behind its own awaiter for good. True when it ran.
     fn help(self: Arc<Self>) -> bool;
+    /// Whether [`help`](Self::help) could run it here: cheap, so the pending path of every
+    /// join pays no reference count for it.
+    fn may_help(&self) -> bool;
 }
 
 impl<F> Joinable<F::Output> for TaskCell<F>
@@ -82,9 +85,13 @@ where
         self.header.state.is_decided()
     }
 
-    fn help(self: Arc<Self>) -> bool {
+    fn may_help(&self) -> bool {
         let h = &self.header;
-        if h.work != WorkKind::Blocking || !h.state.is_queued() || !Holding::held(&*h.accounts) {
+        h.work == WorkKind::Blocking && h.state.is_queued() && Holding::held(&*h.accounts)
+    }
+
+    fn help(self: Arc<Self>) -> bool {
+        if !self.may_help() {
             return false;
         }
         // Only a pool keeps a queued task's work in its cell; whoever takes it runs it.
