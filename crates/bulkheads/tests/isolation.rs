@@ -372,6 +372,25 @@ async fn a_job_spawned_on_its_own_full_pool_and_awaited_there_runs_on_the_awaiti
     assert_eq!((s.completed, s.in_flight), (6, 0), "{s:?}");
 }
 
+/// With a thread free, the same job is left to that thread: a job runs on the awaiting thread
+/// only when no other thread of its pool could start it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_awaited_on_its_own_pool_with_a_thread_free_runs_on_that_thread() {
+    let (d, pool) = registry("iso-nest-free", BlockingConfig::threads(2).queue(4));
+    let inner = pool.clone();
+    let name = || std::thread::current().name().map(str::to_owned);
+    let (outer, nested) = within_5s(
+        "spawn_blocking awaited with a thread free",
+        pool.run(async move { (name(), inner.spawn_blocking(name).await) }),
+    )
+    .await
+    .unwrap();
+    let nested = nested.unwrap();
+    assert_ne!(nested, outer, "the free thread ran it");
+    assert!(nested.is_some_and(|n| n.starts_with("iso-nest-free-")));
+    drop(d);
+}
+
 /// A task of a runtime dispatcher with an in-flight cap holds its slot while it awaits: a
 /// `run*` it awaits on the same dispatcher would wait at the cap behind it; it runs inline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

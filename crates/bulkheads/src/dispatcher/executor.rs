@@ -68,6 +68,54 @@ thread_local! {
     /// Executors whose slot the current thread holds, innermost last (see
     /// [`Executor::holds_current_thread`]).
     static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// On a pool's thread: the pool (by its [`Holding::id`]) and which of its threads are busy.
+    static POOL_THREAD: RefCell<Option<(usize, Arc<BusyThreads>)>> = const { RefCell::new(None) };
+}
+
+/// Which of a pool's threads run a job now. Each thread writes only its own flag, on a cache
+/// line of its own; [`all_busy_here`] reads them all (rarely: when work pinned to the pool
+/// awaits a job queued in it).
+pub(crate) struct BusyThreads(Box<[BusyFlag]>);
+
+#[repr(align(64))]
+struct BusyFlag(std::sync::atomic::AtomicBool);
+
+impl BusyThreads {
+    pub(crate) fn new(threads: usize) -> Self {
+        BusyThreads(
+            (0..threads)
+                .map(|_| BusyFlag(std::sync::atomic::AtomicBool::new(false)))
+                .collect(),
+        )
+    }
+
+    /// Thread `i` takes (`true`) or is done with (`false`) a job.
+    pub(crate) fn set(&self, i: usize, busy: bool) {
+        if let Some(flag) = self.0.get(i) {
+            flag.0.store(busy, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn all(&self) -> bool {
+        self.0
+            .iter()
+            .all(|f| f.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Marks the current thread, for its whole life, as a thread of the pool `id`.
+pub(crate) fn enter_pool_thread(id: usize, busy: Arc<BusyThreads>) {
+    POOL_THREAD.with(|p| *p.borrow_mut() = Some((id, busy)));
+}
+
+/// True on a thread of the pool `id` while every thread of that pool runs a job: a job queued
+/// there now would wait for one of them to finish.
+pub(crate) fn all_busy_here(id: usize) -> bool {
+    POOL_THREAD.with(|p| {
+        p.borrow()
+            .as_ref()
+            .is_some_and(|(pool, busy)| *pool == id && busy.all())
+    })
 }
 
 /// Marks the current thread as holding a slot of the executor at `id` (its address) until

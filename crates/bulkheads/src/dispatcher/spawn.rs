@@ -65,6 +65,9 @@ pub(super) struct AdHoc {
     pub(super) retired: Vec<Stats>,
     /// Set when shutdown collects the views: a view made later is closed at birth.
     pub(super) closing: bool,
+    /// Set when shutdown has taken the last orphans (`take_late_orphans`): a view dropped
+    /// later keeps only its counts.
+    pub(super) stopped: bool,
 }
 
 impl DispatcherCore {

@@ -62,17 +62,43 @@ impl DispatcherCore {
     }
 
     /// Marks this dispatcher's ad-hoc views as closing and returns those alive now, views of
-    /// views first, newest first. Views made later are closed at birth.
+    /// views first, newest first. Views made later are closed at birth. Orphans are taken
+    /// out of the list: the caller (shutdown) holds them from now on, and drops them when it
+    /// is done (an orphan holds the dispatcher it was made on: left in its list, the two would
+    /// keep each other alive once the upkeep has stopped).
     pub(crate) fn collect_views(&self) -> Vec<Arc<DispatcherCore>> {
         let views: Vec<Arc<DispatcherCore>> = {
             let mut adhoc = lock(&self.adhoc);
             adhoc.closing = true;
-            Self::own_views(&adhoc)
+            let views = Self::own_views(&adhoc);
+            adhoc.orphans.clear();
+            views
         };
         let mut all = Vec::new();
         for v in views {
             all.extend(v.collect_views());
             all.push(v);
+        }
+        all
+    }
+
+    /// Views dropped with work left after [`collect_views`](Self::collect_views) ran (a race
+    /// with shutdown), taken out with theirs; views dropped from now on keep only their counts
+    /// (shutdown holds every view that was alive, so their work is drained or cancelled).
+    pub(crate) fn take_late_orphans(&self) -> Vec<Arc<DispatcherCore>> {
+        let late = {
+            let mut adhoc = lock(&self.adhoc);
+            adhoc.stopped = true;
+            std::mem::take(&mut adhoc.orphans)
+        };
+        let mut all = Vec::new();
+        for o in late {
+            let mut tree = o.collect_views();
+            tree.push(o);
+            for core in &tree {
+                all.extend(core.take_late_orphans());
+            }
+            all.extend(tree);
         }
         all
     }
@@ -143,8 +169,9 @@ impl Drop for DispatcherCore {
         let adhoc = std::mem::take(&mut *lock(&self.adhoc));
         if self.has_work() {
             let mut parent_adhoc = lock(&parent.adhoc);
-            // Once shutdown has collected the views, it holds what it drains: counts suffice.
-            if !parent_adhoc.closing {
+            // Until shutdown has taken the last orphans (see `take_late_orphans`); after that,
+            // it holds every view that had work, and counts suffice.
+            if !parent_adhoc.stopped {
                 parent_adhoc.orphans.push(Arc::new(DispatcherCore {
                     accounts: self.accounts.clone(),
                     admission: self.admission.clone(),
@@ -192,5 +219,46 @@ mod tests {
             drop(d.dump());
             assert!(accounts.upgrade().is_none(), "the view's accounts leaked");
         });
+    }
+    /// An orphan and the dispatcher it was made on hold each other until the orphan comes to
+    /// rest; shutdown (or dropping the registry) takes the orphans out, so neither outlives
+    /// the registry.
+    #[test]
+    fn orphans_do_not_outlive_their_registry() {
+        let _alone = crate::sync::refusal::one_registry_at_a_time();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for shut_down in [true, false] {
+            rt.block_on(async {
+                let d = Dispatchers::builder().cpu_threads(1).build().unwrap();
+                let cpu: Weak<_> = Arc::downgrade(&d.cpu().core);
+                let view = d.cpu().limited(1);
+                let (parked_tx, parked) = tokio::sync::oneshot::channel::<()>();
+                drop(view.spawn(async move {
+                    let _ = parked_tx.send(());
+                    std::future::pending::<()>().await
+                }));
+                parked.await.unwrap();
+                drop(view);
+                let orphan: Weak<_> = {
+                    let core = cpu.upgrade().unwrap();
+                    let adhoc = crate::sync::lock(&core.adhoc);
+                    assert_eq!(adhoc.orphans.len(), 1, "the dropped view is an orphan");
+                    Arc::downgrade(&adhoc.orphans[0])
+                };
+                if shut_down {
+                    let report = d.shutdown(std::time::Duration::from_millis(10)).await;
+                    assert_eq!(report.dispatcher("cpu.limited(1)").unwrap().cancelled, 1);
+                }
+                drop(d);
+                assert!(
+                    orphan.upgrade().is_none(),
+                    "the orphan outlived its registry"
+                );
+                assert!(cpu.upgrade().is_none(), "the registry's cpu core leaked");
+            });
+        }
     }
 }

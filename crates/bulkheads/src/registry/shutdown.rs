@@ -41,7 +41,7 @@ impl Dispatchers {
     async fn shut_down(&self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
         let until = deadline_after(deadline);
-        let order = self.shutdown_order();
+        let mut order = self.shutdown_order();
         // Admission stops everywhere at once; the workers of views still get slots of their
         // bases, so a view's admitted work can finish while the views drain first.
         for d in &order {
@@ -61,6 +61,31 @@ impl Dispatchers {
                     d.abandon_all();
                 }
             }
+        }
+        // Views dropped with work while the views were being collected: the same treatment,
+        // in what time is left.
+        let late = take_late_orphans(&order);
+        if !late.is_empty() {
+            for d in &late {
+                d.close();
+            }
+            let mut late_drained = true;
+            for d in &late {
+                late_drained &= d.drained_by(until).await;
+            }
+            if !late_drained {
+                for d in &late {
+                    d.cancel_all();
+                }
+                let grace = deadline_after(CANCEL_GRACE);
+                for d in &late {
+                    if !d.drained_by(grace).await {
+                        d.abandon_all();
+                    }
+                }
+            }
+            drained &= late_drained;
+            order.splice(0..0, late);
         }
         self.stop(&order);
         ShutdownReport {
@@ -131,13 +156,25 @@ impl Drop for Dispatchers {
         if self.finished.initialized() {
             return;
         }
-        let order = self.shutdown_order();
+        let mut order = self.shutdown_order();
         for d in &order {
             d.close();
         }
         for d in &order {
             d.cancel_all();
         }
+        let late = take_late_orphans(&order);
+        for d in &late {
+            d.close();
+            d.cancel_all();
+        }
+        order.extend(late);
         self.stop(&order);
     }
+}
+
+/// Views dropped with work after the views were collected (see
+/// `DispatcherCore::take_late_orphans`), from every dispatcher in `order`.
+fn take_late_orphans(order: &[Arc<DispatcherCore>]) -> Vec<Arc<DispatcherCore>> {
+    order.iter().flat_map(|d| d.take_late_orphans()).collect()
 }

@@ -27,7 +27,9 @@ use self::queue::JobQueue;
 use crate::dispatcher::accounts::Accounts;
 mod queue;
 
-use crate::dispatcher::executor::{Executor, Holding, Worker, WorkerHost};
+use crate::dispatcher::executor::{
+    BusyThreads, Executor, Holding, Worker, WorkerHost, enter_pool_thread,
+};
 use crate::dispatcher::task::cell::TaskCell;
 use crate::dispatcher::task::{BlockOn, NewTask, QueuedTask};
 use crate::sync::lock;
@@ -124,6 +126,8 @@ pub(crate) struct BlockingPool {
     threads: usize,
     control: tokio::runtime::Handle,
     accounts: Arc<Accounts>,
+    /// Which threads run a job now (see `Joinable::help`).
+    busy: Arc<BusyThreads>,
     /// The threads, joined only when a failed build takes back what it started.
     handles: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -142,6 +146,7 @@ impl BlockingPool {
             threads,
             control,
             accounts,
+            busy: Arc::new(BusyThreads::new(threads)),
             handles: Mutex::new(Vec::with_capacity(threads)),
         });
         let (arrival, arrivals) = crate::sync::arrivals();
@@ -154,9 +159,10 @@ impl BlockingPool {
                     // Held by its accounts, which its tasks' cells know too (see
                     // `Joinable::help`).
                     let _holding = Holding::new(&*worker.accounts);
+                    enter_pool_thread(Holding::id(&*worker.accounts), worker.busy.clone());
                     up.arrive();
                     drop(up);
-                    worker.work();
+                    worker.work(n);
                 });
             match spawned {
                 Ok(handle) => lock(&pool.handles).push(handle),
@@ -191,14 +197,17 @@ impl BlockingPool {
         }
     }
 
-    fn work(self: Arc<Self>) {
+    /// Thread `n`'s loop.
+    fn work(self: Arc<Self>, n: usize) {
         while let Some(job) = self.queue.pop() {
+            self.busy.set(n, true);
             match job {
                 Job::Task(task) => self.contained(|| task.run(&*self)),
                 Job::Worker(runnable) => self.contained(|| {
                     runnable.run();
                 }),
             }
+            self.busy.set(n, false);
         }
         self.queue.exited().into_iter().for_each(Job::cancel);
     }

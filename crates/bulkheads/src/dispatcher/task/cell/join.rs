@@ -12,7 +12,7 @@ use quanta::Instant;
 
 use super::{Failed, Output, TaskCell, WorkKind};
 use crate::diag::task::{TaskDump, TaskState};
-use crate::dispatcher::executor::Holding;
+use crate::dispatcher::executor::{Holding, all_busy_here};
 use crate::dispatcher::live::LiveTask;
 use crate::dispatcher::task::runner::TaskFuture;
 use crate::error::DispatchError;
@@ -30,8 +30,8 @@ pub(crate) trait Joinable<T>: Send + Sync {
     fn is_finished(&self) -> bool;
     fn detach(&self);
     /// Awaited on a thread of the pool the task waits in (work pinned to that pool awaiting
-    /// a job it queued there), a queued closure runs here and now: it could otherwise wait
-    /// behind its own awaiter for good. True when it ran.
+    /// a job it queued there) while every thread of that pool is busy, a queued closure runs
+    /// here and now: it could otherwise wait behind its own awaiter for good. True when it ran.
     fn help(self: Arc<Self>) -> bool;
     /// Whether [`help`](Self::help) could run it here: cheap, so the pending path of every
     /// join pays no reference count for it.
@@ -87,7 +87,12 @@ where
 
     fn may_help(&self) -> bool {
         let h = &self.header;
-        h.work == WorkKind::Blocking && h.state.is_queued() && Holding::held(&*h.accounts)
+        // Only while every thread of its pool is busy (this one with the awaiting job): a
+        // free thread would start it soon, as if nothing special happened.
+        h.work == WorkKind::Blocking
+            && h.state.is_queued()
+            && Holding::held(&*h.accounts)
+            && all_busy_here(Holding::id(&*h.accounts))
     }
 
     fn help(self: Arc<Self>) -> bool {
