@@ -21,8 +21,9 @@ pub const TASKS_FINISHED: &str = "bulkheads_tasks_finished_total";
 /// `bulkheads_tasks_rejected_total{dispatcher, reason}`: `reason` is `queue_full`,
 /// `wait_timeout`, `shutting_down` or `queue_deadline`.
 pub const TASKS_REJECTED: &str = "bulkheads_tasks_rejected_total";
-/// `bulkheads_tasks_abandoned_total{dispatcher}`: blocking jobs whose caller gave up after they
-/// had started; they ran to their end and their result was dropped (counted as cancelled too).
+/// `bulkheads_tasks_abandoned_total{dispatcher}`: tasks whose caller gave up while they ran and
+/// could not stop (a blocking job, or async work inside a poll that then completed); they ran to
+/// their end and their result was dropped (counted as cancelled too).
 pub const TASKS_ABANDONED: &str = "bulkheads_tasks_abandoned_total";
 /// `bulkheads_queue_depth{dispatcher}`: admitted tasks not started yet.
 pub const QUEUE_DEPTH: &str = "bulkheads_queue_depth";
@@ -67,7 +68,7 @@ pub(crate) fn describe() {
     describe_counter!(
         TASKS_ABANDONED,
         Unit::Count,
-        "Blocking jobs cancelled after they started: they ran on and their result was dropped."
+        "Tasks cancelled while they ran and could not stop (a blocking job, or async work inside a poll): they ran on and their result was dropped."
     );
     describe_gauge!(QUEUE_DEPTH, Unit::Count, "Admitted tasks waiting to start.");
     describe_gauge!(
