@@ -226,3 +226,111 @@ async fn a_storm_with_a_shutdown_in_the_middle_balances_exactly() {
     // The shutdown came mid-flight: submissions were still arriving and were refused.
     assert!(refused_after > 0);
 }
+
+/// Views made and dropped while their tasks run (dropped views become orphans of `cpu` until
+/// their tasks end), and work pinned to a pool awaiting closures it spawns on that same pool
+/// (run on the awaiting thread when no other is free): every handle resolves once, nothing
+/// stays live, and every task is counted exactly once, on the view it ran on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "heavy: run with --release -- --ignored"]
+async fn dropped_views_and_own_pool_awaits_balance_exactly() {
+    common::quiet_panics("stress-boom");
+    let d = Dispatchers::builder()
+        .cpu_threads(2)
+        .blocking("own", BlockingConfig::threads(2).queue(4096))
+        .build()
+        .unwrap();
+    let own = d.get("own").unwrap();
+    let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+    let seen = Seen::default();
+    let mut detached = 0u64;
+    let mut view_tasks = 0u64;
+    let mut handles = Vec::new();
+    let mut view = d.cpu().limited(2);
+    let mut nested = Vec::new();
+    for i in 0..100_000u64 {
+        if i % 97 == 0 {
+            // The old view is dropped with its tasks still in flight.
+            view = d.cpu().limited(2);
+        }
+        let r = rng.next();
+        let panics = r % 29 == 0;
+        if r % 11 == 0 {
+            // Pinned work awaiting two closures it spawns on its own pool.
+            let inner = own.clone();
+            nested.push(own.spawn(async move {
+                let a = inner.spawn_blocking(move || {
+                    if panics {
+                        panic!("stress-boom");
+                    }
+                    1u64
+                });
+                let b = inner.spawn_blocking(|| 2u64);
+                let (a, b) = (a.await, b.await);
+                a.unwrap_or(0) + b.unwrap_or(0)
+            }));
+            continue;
+        }
+        view_tasks += 1;
+        let h = view.spawn(async move {
+            if r % 3 == 0 {
+                tokio::task::yield_now().await;
+            }
+            if panics {
+                panic!("stress-boom");
+            }
+            r
+        });
+        match (r >> 8) % 8 {
+            0 => {
+                h.abort();
+                handles.push(h);
+            }
+            1 => {
+                detached += 1;
+                drop(h);
+            }
+            _ => handles.push(h),
+        }
+        if i % 1024 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    drop(view);
+    let all = tokio::time::timeout(Duration::from_secs(120), async {
+        for h in handles {
+            seen.record(h.await);
+        }
+        for h in nested {
+            let v = h.await.expect("the pinned work itself never fails");
+            assert!(v == 2 || v == 3, "{v}");
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "some handle never resolved");
+    bulkheads::testing::assert_no_leaks_within(&d, Duration::from_secs(10)).await;
+    let report = d.shutdown(Duration::from_secs(10)).await;
+    assert!(!report.deadline_hit, "{report}");
+    let views = report
+        .dispatcher("cpu.limited(2)")
+        .expect("the views' line");
+    assert_eq!(views.submitted, view_tasks, "{report}");
+    assert_eq!(views.in_flight, 0, "{report}");
+    assert_eq!(
+        views.completed + views.panicked + views.cancelled,
+        view_tasks,
+        "{report}"
+    );
+    let observed = seen.ok.load(Ordering::Relaxed)
+        + seen.panicked.load(Ordering::Relaxed)
+        + seen.cancelled.load(Ordering::Relaxed);
+    assert_eq!(observed + detached, view_tasks);
+    assert_eq!(seen.rejected.load(Ordering::Relaxed), 0);
+    let own_line = report.dispatcher("own").unwrap();
+    assert_eq!(own_line.in_flight, 0, "{report}");
+    assert_eq!(
+        own_line.submitted,
+        own_line.completed + own_line.panicked + own_line.cancelled,
+        "{report}"
+    );
+}
