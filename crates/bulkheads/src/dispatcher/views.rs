@@ -220,6 +220,7 @@ mod tests {
             assert!(accounts.upgrade().is_none(), "the view's accounts leaked");
         });
     }
+
     /// An orphan and the dispatcher it was made on hold each other until the orphan comes to
     /// rest; shutdown (or dropping the registry) takes the orphans out, so neither outlives
     /// the registry.

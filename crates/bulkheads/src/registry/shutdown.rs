@@ -47,21 +47,7 @@ impl Dispatchers {
         for d in &order {
             d.close();
         }
-        let mut drained = true;
-        for d in &order {
-            drained &= d.drained_by(until).await;
-        }
-        if !drained {
-            for d in &order {
-                d.cancel_all();
-            }
-            let grace = deadline_after(CANCEL_GRACE);
-            for d in &order {
-                if !d.drained_by(grace).await {
-                    d.abandon_all();
-                }
-            }
-        }
+        let mut drained = wind_down(&order, until).await;
         // Views dropped with work while the views were being collected: the same treatment,
         // in what time is left.
         let late = take_late_orphans(&order);
@@ -69,22 +55,7 @@ impl Dispatchers {
             for d in &late {
                 d.close();
             }
-            let mut late_drained = true;
-            for d in &late {
-                late_drained &= d.drained_by(until).await;
-            }
-            if !late_drained {
-                for d in &late {
-                    d.cancel_all();
-                }
-                let grace = deadline_after(CANCEL_GRACE);
-                for d in &late {
-                    if !d.drained_by(grace).await {
-                        d.abandon_all();
-                    }
-                }
-            }
-            drained &= late_drained;
+            drained &= wind_down(&late, until).await;
             order.splice(0..0, late);
         }
         self.stop(&order);
@@ -140,6 +111,27 @@ impl Dispatchers {
         drop(runtimes);
         self.control.stop();
     }
+}
+
+/// Lets `ds` drain until `until`; then cancels what is left, waits [`CANCEL_GRACE`] for
+/// cancelled async work to stop, and abandons what still runs. True when drained in time.
+async fn wind_down(ds: &[Arc<DispatcherCore>], until: tokio::time::Instant) -> bool {
+    let mut drained = true;
+    for d in ds {
+        drained &= d.drained_by(until).await;
+    }
+    if !drained {
+        for d in ds {
+            d.cancel_all();
+        }
+        let grace = deadline_after(CANCEL_GRACE);
+        for d in ds {
+            if !d.drained_by(grace).await {
+                d.abandon_all();
+            }
+        }
+    }
+    drained
 }
 
 /// `now + d`, or as far as the clock goes.
