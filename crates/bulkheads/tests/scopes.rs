@@ -236,13 +236,27 @@ async fn an_error_whose_display_panics_is_contained() {
     }
     let (release_tx, release) = mpsc::channel::<()>();
     let (body_dropped_tx, body_dropped) = tokio::sync::oneshot::channel::<()>();
+    // The stuck child tells a plain thread, which lets the failing child go: a wake-up from
+    // the stuck worker itself would park the failing child in that worker's own slot.
+    let (stuck_tx, stuck) = mpsc::channel::<()>();
+    let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
+    let relay = std::thread::spawn(move || {
+        if stuck.recv().is_ok() {
+            let _ = go_tx.send(());
+        }
+    });
     let scope = d.scope(|s| async move {
         let _guard = OnDrop(Some(body_dropped_tx));
         s.spawn(async move {
+            let _ = stuck_tx.send(());
             let _ = release.recv(); // stuck in its poll until released
             Ok(())
         });
-        s.spawn(async { Err::<(), _>(BadDisplay) });
+        s.spawn(async move {
+            // Fails once the other is stuck (not merely queued, which a cancel would end).
+            let _ = go.await;
+            Err::<(), _>(BadDisplay)
+        });
         std::future::pending::<Result<(), BadDisplay>>().await
     });
     tokio::select! {
@@ -255,6 +269,7 @@ async fn an_error_whose_display_panics_is_contained() {
         "(the error's Display panicked: scope-boom in Display)"
     );
     release_tx.send(()).unwrap();
+    relay.join().unwrap();
 }
 
 #[tokio::test]

@@ -253,7 +253,8 @@ impl Dispatcher {
     /// Dropping the returned future cancels: work not started never starts, started work stops
     /// at its next `.await`. Work that was inside a poll when its caller left (a blocking call
     /// in an async handler, say) and completes in that poll is counted as cancelled and
-    /// abandoned, like a blocking job left to finish, and its value is dropped.
+    /// abandoned, like a blocking job left to finish, and its value is dropped. (An aborted
+    /// [`JoinHandle`](crate::JoinHandle) still awaited gets such a value, as with Tokio.)
     ///
     /// Awaited from work that holds a slot of this same dispatcher (a future pinned to this
     /// pool, a task of this view, a task of this runtime when it has a `max_concurrent` cap),

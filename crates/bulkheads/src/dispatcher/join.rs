@@ -106,6 +106,16 @@ impl<T> JoinHandle<T> {
             task.abort();
         }
     }
+
+    /// The caller is gone: detaches, then cancels, so the task's runner never sees a cancel
+    /// request from an attached caller (work that completes in the poll it was cancelled in is
+    /// then abandoned, not handed to a caller that left).
+    pub(crate) fn abandon(&mut self) {
+        if let JoinState::Attached(task) = std::mem::replace(&mut self.state, JoinState::Done) {
+            task.detach();
+            task.abort();
+        }
+    }
 }
 
 impl<T> Future for JoinHandle<T> {

@@ -123,6 +123,6 @@ impl<T: Send + 'static> Future for Running<T> {
 
 impl<T> Drop for Running<T> {
     fn drop(&mut self) {
-        self.handle.abort_if_pending();
+        self.handle.abandon();
     }
 }

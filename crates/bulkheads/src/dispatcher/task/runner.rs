@@ -237,9 +237,13 @@ where
                 }
                 return Poll::Pending;
             }
-            // Asked to stop during this poll (its caller gone, or aborted): it had no
-            // `.await` left to stop at, and nobody wants the value.
-            Ok(Poll::Ready(v)) if asynchronous && header.state.cancel_requested() => {
+            // Asked to stop during this poll by a caller that has gone (a dropped `run*`
+            // future, a detached handle): it had no `.await` left to stop at, and nobody will
+            // read the value. A caller still holding the handle (an abort, a scope cancelling
+            // its children) gets the value, as with Tokio's `JoinHandle`.
+            Ok(Poll::Ready(v))
+                if asynchronous && header.state.cancel_requested() && cell.is_detached() =>
+            {
                 Completion::Abandoned(v)
             }
             Ok(Poll::Ready(v)) => Completion::Ok(v),

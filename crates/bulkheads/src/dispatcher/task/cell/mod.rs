@@ -113,8 +113,8 @@ pub(crate) enum Completion<T> {
     Panicked(Box<dyn Any + Send + 'static>),
     /// Async work dropped at an `.await` after a cancel request, or by its executor.
     Cancelled,
-    /// Async work that completed in the poll during which it was asked to stop (its caller
-    /// had gone or aborted it): like blocking work cancelled while it ran, it is cancelled and
+    /// Async work that completed in the poll during which it was asked to stop by a caller
+    /// that has gone: like blocking work cancelled while it ran, it is cancelled and
     /// abandoned, and its value is dropped.
     Abandoned(T),
 }
@@ -162,6 +162,11 @@ where
             }),
             run_waker: AtomicWaker::new(),
         }
+    }
+
+    /// Its join handle is gone: nobody will read its result.
+    pub(crate) fn is_detached(&self) -> bool {
+        lock(&self.inner).detached
     }
 
     pub(crate) fn take_pending(&self) -> Option<Pending<F>> {
