@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bulkheads::Dispatchers;
 
-use crate::measure::{Human, rounds, summarize};
+use crate::measure::{Human, rounds, summarize, wait_until};
 use crate::plan::Plan;
 use crate::report::{Column, Table};
 use crate::workloads::Workload;
@@ -106,13 +106,10 @@ impl Workload for DumpWorkload {
                 let _ = released.wait_for(|r| *r).await;
             }));
         }
-        let settle = Instant::now();
-        while polled.load(Ordering::Relaxed) < self.tasks {
-            if settle.elapsed() > SETTLE_LIMIT {
-                return Err("W9: the idle tasks were not all polled in time".into());
-            }
-            std::thread::yield_now();
-        }
+        wait_until(SETTLE_LIMIT, || {
+            polled.load(Ordering::Relaxed) >= self.tasks
+        })
+        .map_err(|_| "W9: the idle tasks were not all polled in time".to_string())?;
         let expected = |len: usize, extra: usize| len >= self.tasks && len <= self.tasks + extra;
         let mut wrong = None;
 

@@ -28,7 +28,7 @@ use bulkheads::{BlockingConfig, CANCEL_GRACE, Dispatcher, Dispatchers, RejectRea
 use tokio::runtime::Runtime;
 
 use crate::contenders::keep_selected;
-use crate::measure::{Human, rounds, summarize};
+use crate::measure::{Human, rounds, summarize, wait_until};
 use crate::plan::Plan;
 use crate::report::{self, Table};
 use crate::workloads::Workload;
@@ -317,7 +317,10 @@ impl Saturation {
 
     /// Waits until `n` jobs run (so the workers are busy before the probe starts).
     fn wait_started(&self, n: usize) -> Result<(), String> {
-        wait_until(|| self.shared.started.load(Ordering::SeqCst) >= n).map_err(|waited| {
+        wait_until(SETTLE_LIMIT, || {
+            self.shared.started.load(Ordering::SeqCst) >= n
+        })
+        .map_err(|waited| {
             format!(
                 "only {} of the saturating jobs started within {}",
                 self.shared.started.load(Ordering::SeqCst),
@@ -330,7 +333,10 @@ impl Saturation {
     fn stop(self) -> Result<(), String> {
         self.shared.stop.store(true, Ordering::SeqCst);
         let n = self.submitted;
-        wait_until(|| self.shared.ended.load(Ordering::SeqCst) == n).map_err(|waited| {
+        wait_until(SETTLE_LIMIT, || {
+            self.shared.ended.load(Ordering::SeqCst) == n
+        })
+        .map_err(|waited| {
             format!(
                 "{} of {n} saturating jobs still running {} after being told to stop",
                 n - self.shared.ended.load(Ordering::SeqCst),
@@ -344,18 +350,6 @@ impl Drop for Saturation {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
     }
-}
-
-/// Polls `cond` until it holds; after [`SETTLE_LIMIT`], `Err` with the time waited.
-fn wait_until(cond: impl Fn() -> bool) -> Result<(), Duration> {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > SETTLE_LIMIT {
-            return Err(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    Ok(())
 }
 
 /// Runs `fut` as a task on the timing runtime (the caller's side, as in a request handler,

@@ -86,3 +86,15 @@ impl Display for Human {
         f.pad(&s)
     }
 }
+
+/// Polls `cond` every 100 µs until it holds; after `limit`, `Err` with the time waited.
+pub fn wait_until(limit: Duration, cond: impl Fn() -> bool) -> Result<(), Duration> {
+    let start = std::time::Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            return Err(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    Ok(())
+}

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use bulkheads::{BlockingConfig, DispatchError, Dispatchers, RejectReason};
 
 use crate::contenders::keep_selected;
-use crate::measure::{Human, summarize};
+use crate::measure::{Human, summarize, wait_until};
 use crate::plan::Plan;
 use crate::report::{Column, Table};
 use crate::workloads::Workload;
@@ -409,7 +409,7 @@ impl Gate {
     }
 
     fn wait_holding(&self, n: usize) -> Result<(), String> {
-        wait_until(|| self.holding.load(Ordering::SeqCst) >= n)
+        wait_until(SETTLE_LIMIT, || self.holding.load(Ordering::SeqCst) >= n)
             .map_err(|_| format!("the {n} holding jobs did not all start"))
     }
 
@@ -419,24 +419,12 @@ impl Gate {
     }
 }
 
-/// Polls `cond` until it holds, or fails after [`SETTLE_LIMIT`].
-fn wait_until(cond: impl Fn() -> bool) -> Result<(), Duration> {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > SETTLE_LIMIT {
-            return Err(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    Ok(())
-}
-
 /// Times the settle from now, on a thread of its own (so it also sees a backlog that ends
 /// while the child is blocked, in a shutdown): until all `n` payloads have been dropped.
 fn settle_timer(n: usize) -> std::thread::JoinHandle<Result<Duration, String>> {
     let start = Instant::now();
     std::thread::spawn(move || {
-        wait_until(|| ENDED.load(Ordering::SeqCst) == n).map_err(|waited| {
+        wait_until(SETTLE_LIMIT, || ENDED.load(Ordering::SeqCst) == n).map_err(|waited| {
             format!(
                 "{} of {n} jobs had neither run nor been dropped after {}",
                 n - ENDED.load(Ordering::SeqCst),
