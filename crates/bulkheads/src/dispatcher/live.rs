@@ -93,6 +93,13 @@ impl LiveSet {
         self.collect(|t| t.is_live())
     }
 
+    /// Whether any task is live (what [`live`](Self::live) would list), without listing them.
+    pub(crate) fn any_live(&self) -> bool {
+        self.shards
+            .iter()
+            .any(|shard| lock(shard).tasks.iter().any(is_live))
+    }
+
     /// Every task undecided now, in no particular order.
     pub(crate) fn snapshot(&self) -> Vec<Arc<dyn LiveTask>> {
         self.collect(|t| !t.is_decided())

@@ -138,7 +138,7 @@ impl DispatcherCore {
 
     /// A task of this dispatcher is undecided, or decided while its code still runs.
     fn has_work(&self) -> bool {
-        self.accounts.in_flight() > 0 || !self.accounts.live.live().is_empty()
+        self.accounts.in_flight() > 0 || self.accounts.live.any_live()
     }
 
     /// The final counts of this dispatcher's dropped ad-hoc views (and theirs), by name.

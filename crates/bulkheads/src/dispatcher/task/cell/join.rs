@@ -89,9 +89,9 @@ where
         let h = &self.header;
         // Only while every thread of its pool is busy (this one with the awaiting job): a
         // free thread would start it soon, as if nothing special happened.
+        // (`all_busy_here` is false off that pool's threads.)
         h.work == WorkKind::Blocking
             && h.state.is_queued()
-            && Holding::held(&*h.accounts)
             && all_busy_here(Holding::id(&*h.accounts))
     }
 
