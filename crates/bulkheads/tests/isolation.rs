@@ -359,10 +359,8 @@ async fn a_job_spawned_on_its_own_full_pool_and_awaited_there_runs_on_the_awaiti
     let scoped = within_5s(
         "a scope's child on the pool its scope runs on",
         pool.run(async move {
-            d2.scope(
-                |s| async move { Ok::<_, String>(s.spawn_blocking_on(&inner, || Ok(7)).await) },
-            )
-            .await
+            d2.scope(|s| async move { s.spawn_blocking_on(&inner, || Ok::<_, String>(7)).await })
+                .await
         }),
     )
     .await

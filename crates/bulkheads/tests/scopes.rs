@@ -51,7 +51,7 @@ async fn a_scope_returns_its_value_after_every_child_has_ended() {
             e.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
-        Ok::<_, String>(a.await + b.await)
+        Ok::<_, String>(a.await? + b.await?)
     });
     let scope = tokio::spawn(scope);
     tokio::task::yield_now().await;
@@ -65,6 +65,63 @@ async fn a_scope_returns_its_value_after_every_child_has_ended() {
     );
     assert!(failures.try_recv().is_err(), "nothing failed");
     assert_eq!(d.cpu().stats().in_flight, 0);
+}
+
+/// A user's own error type, as a service would have.
+#[derive(Debug, PartialEq)]
+struct AppError(&'static str);
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "app error: {}", self.0)
+    }
+}
+
+/// Children are awaited with `?` in a body of the user's own error type; a child's `Err`
+/// cancels the body at that `.await` (it never resumes with the error) and is what the scope
+/// returns.
+#[tokio::test]
+async fn children_are_awaited_with_question_mark_and_a_childs_error_is_the_scopes() {
+    let (d, failures) = registry();
+    let cpu = d.cpu();
+    let (a, b) = d
+        .scope(|s| async move {
+            let a = s.spawn_on(&cpu, async { Ok::<_, AppError>(6) });
+            let b = s.spawn(async { Ok::<_, AppError>("seven") });
+            Ok::<_, AppError>((a.await?, b.await?))
+        })
+        .await
+        .unwrap();
+    assert_eq!((a, b), (6, "seven"));
+
+    let resumed = Arc::new(AtomicUsize::new(0));
+    let r = resumed.clone();
+    let err = d
+        .scope(|s| async move {
+            let failing = s.spawn(async { Err::<u32, _>(AppError("parse")) });
+            let value = failing.await?;
+            // Never reached: the failure cancels the body at the `.await` above.
+            r.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, AppError>(value)
+        })
+        .await
+        .unwrap_err();
+    match &err.cause {
+        ScopeFailure::Child { error, .. } => assert_eq!(error, &AppError("parse")),
+        other => panic!("expected the child's error, got {other:?}"),
+    }
+    assert!(err.later.is_empty(), "{:?}", err.later);
+    assert_eq!(
+        resumed.load(Ordering::SeqCst),
+        0,
+        "the body resumed after the failure"
+    );
+    assert!(
+        err.to_string().ends_with("failed: app error: parse"),
+        "{err}"
+    );
+    // Observed by the caller: nothing reaches the root handler.
+    assert!(failures.try_recv().is_err());
 }
 
 #[tokio::test]
@@ -165,7 +222,7 @@ async fn a_body_polled_again_after_its_awaited_child_failed_still_gets_the_scope
                     panic!("scope-boom") as Result<u32, String>
                 });
                 let c = s.spawn(async { Ok(3u32) });
-                Ok::<_, String>(a.await + b.await + c.await)
+                Ok::<_, String>(a.await? + b.await? + c.await?)
             })
             .await
         })

@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -52,27 +53,60 @@ impl<E> fmt::Debug for Scope<E> {
     }
 }
 
-/// A child of a scope, awaited by the scope's body: resolves with the child's value.
+/// A child of a scope, awaited by the scope's body: resolves to `Ok` with the child's value.
 ///
-/// When the child fails, the scope cancels the body, so a `ScopeTask` awaited in the body never
-/// sees the failure: the scope returns it instead. Await a `ScopeTask` only inside its scope's
-/// body: elsewhere, a failed child's task never resolves. Dropping it does not cancel the
-/// child (the scope watches it).
-pub struct ScopeTask<T> {
+/// Its output is the child's own `Result<T, E>`, so the body reads as code awaiting the
+/// child's future would (`a.await?`). A child that fails (its `Err` or a panic) cancels the
+/// body before the body can see the failure, and the scope returns it as its
+/// [`ScopeError`]: inside the body, the `Err` branch is never taken (the error type need not
+/// be `Clone`, and the scope keeps it). Await a `ScopeTask` only inside its scope's body or
+/// its children: elsewhere, a failed child's task never resolves. Dropping it does not cancel
+/// the child (the scope watches it).
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// # let dispatchers = bulkheads::Dispatchers::builder().cpu_threads(2).build().unwrap();
+/// let (a, b) = dispatchers
+///     .scope(|s| async move {
+///         let a = s.spawn(async { Ok::<_, String>(20) });
+///         let b = s.spawn(async { Ok::<_, String>(22) });
+///         Ok::<_, String>((a.await?, b.await?))
+///     })
+///     .await
+///     .unwrap();
+/// assert_eq!(a + b, 42);
+/// # }
+/// ```
+pub struct ScopeTask<T, E> {
     /// `None` once it has answered.
     value: Option<oneshot::Receiver<T>>,
+    /// The child's error type (never sent here: the scope keeps the error). `fn() -> E`, so
+    /// that the task is `Send` and `Sync` whatever `E` is.
+    error: PhantomData<fn() -> E>,
 }
 
-impl<T> fmt::Debug for ScopeTask<T> {
+impl<T, E> ScopeTask<T, E> {
+    fn new(value: oneshot::Receiver<T>) -> Self {
+        ScopeTask {
+            value: Some(value),
+            error: PhantomData,
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for ScopeTask<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ScopeTask")
     }
 }
 
-impl<T> Future for ScopeTask<T> {
-    type Output = T;
+// Not structural: the receiver is `Unpin`, and `E` is only a marker.
+impl<T, E> Unpin for ScopeTask<T, E> {}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+impl<T, E> Future for ScopeTask<T, E> {
+    type Output = Result<T, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
         // A receiver that has answered must not be polled again (Tokio's oneshot panics).
         let Some(value) = self.value.as_mut() else {
             return Poll::Pending;
@@ -80,7 +114,7 @@ impl<T> Future for ScopeTask<T> {
         match Pin::new(value).poll(cx) {
             Poll::Ready(Ok(value)) => {
                 self.value = None;
-                Poll::Ready(value)
+                Poll::Ready(Ok(value))
             }
             // Failed or cancelled: the scope is cancelling the body that awaits this, and may
             // poll the body again before it does; this handle stays pending from now on.
@@ -101,7 +135,7 @@ impl<E: fmt::Display + Send + 'static> Scope<E> {
 
     /// Spawns a child on the registry's `cpu` pool.
     #[track_caller]
-    pub fn spawn<T, F>(&self, fut: F) -> ScopeTask<T>
+    pub fn spawn<T, F>(&self, fut: F) -> ScopeTask<T, E>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
@@ -117,7 +151,7 @@ impl<E: fmt::Display + Send + 'static> Scope<E> {
     /// If the scope has already returned (a `Scope` kept beyond its body): its children would
     /// be watched by nobody.
     #[track_caller]
-    pub fn spawn_on<T, F>(&self, dispatcher: &Dispatcher, fut: F) -> ScopeTask<T>
+    pub fn spawn_on<T, F>(&self, dispatcher: &Dispatcher, fut: F) -> ScopeTask<T, E>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
@@ -130,7 +164,7 @@ impl<E: fmt::Display + Send + 'static> Scope<E> {
             Ok(())
         };
         self.add(dispatcher, Location::caller(), |b| b.spawn(child));
-        ScopeTask { value: Some(value) }
+        ScopeTask::new(value)
     }
 
     /// Spawns a blocking closure as a child on `dispatcher`.
@@ -139,7 +173,7 @@ impl<E: fmt::Display + Send + 'static> Scope<E> {
     ///
     /// As [`spawn_on`](Self::spawn_on).
     #[track_caller]
-    pub fn spawn_blocking_on<T, F>(&self, dispatcher: &Dispatcher, f: F) -> ScopeTask<T>
+    pub fn spawn_blocking_on<T, F>(&self, dispatcher: &Dispatcher, f: F) -> ScopeTask<T, E>
     where
         F: FnOnce() -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -151,7 +185,7 @@ impl<E: fmt::Display + Send + 'static> Scope<E> {
             Ok(())
         };
         self.add(dispatcher, Location::caller(), |b| b.spawn_blocking(child));
-        ScopeTask { value: Some(value) }
+        ScopeTask::new(value)
     }
 
     fn add(
@@ -208,7 +242,7 @@ impl Dispatchers {
     ///     .scope(|s| async move {
     ///         let a = s.spawn_on(&cpu, async { Ok::<_, String>(20) });
     ///         let b = s.spawn(async { Ok(22) });
-    ///         Ok::<_, String>(a.await + b.await)
+    ///         Ok::<_, String>(a.await? + b.await?)
     ///     })
     ///     .await
     ///     .unwrap();
