@@ -364,6 +364,40 @@ async fn untracked_registries_still_dump_states_without_timings() {
     bulkheads::testing::assert_no_leaks(&d).await;
 }
 
+#[tokio::test]
+async fn unnamed_tasks_get_a_name_derived_from_their_spawn_site() {
+    let d = registry();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let line = line!() + 1;
+    let unnamed = d.cpu().spawn(async move {
+        let _ = rx.await;
+    });
+    let named = d.cpu().task("given").spawn(std::future::pending::<()>());
+    cpu_settles(&d).await;
+    let dump = d.dump();
+    let mut names: Vec<(Option<String>, String)> = dump
+        .tasks()
+        .map(|t| {
+            (
+                t.name.as_deref().map(str::to_owned),
+                t.display_name().into_owned(),
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            (None, format!("dumps.rs:{line}")),
+            (Some("given".to_owned()), "given".to_owned()),
+        ]
+    );
+    named.abort();
+    tx.send(()).unwrap();
+    unnamed.await.unwrap();
+    bulkheads::testing::assert_no_leaks(&d).await;
+}
+
 #[cfg(feature = "serde")]
 #[tokio::test]
 async fn dumps_and_suspects_render_as_json() {

@@ -129,6 +129,45 @@ pub struct TaskDump {
     pub await_tree: Option<String>,
 }
 
+impl TaskDump {
+    /// The task's name, or, for a task spawned without one, a name derived from where it was
+    /// spawned: the source file's name and the line, such as `handlers.rs:42`. Tasks spawned
+    /// from the same line share it; the [`id`](Self::id) tells them apart.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let dispatchers = bulkheads::Dispatchers::builder().cpu_threads(1).build().unwrap();
+    /// let cpu = dispatchers.cpu();
+    /// let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    /// let named = cpu.task("poller").spawn(std::future::pending::<()>());
+    /// let unnamed = cpu.spawn(async move { rx.await.ok() });
+    ///
+    /// let dump = dispatchers.dump();
+    /// for task in dump.tasks() {
+    ///     match &task.name {
+    ///         Some(name) => assert_eq!(task.display_name(), name.as_ref()),
+    ///         // The file and line of the `cpu.spawn` call, such as `main.rs:6`.
+    ///         None => assert!(task.display_name().contains(".rs:")),
+    ///     }
+    /// }
+    /// assert_eq!(dump.tasks().count(), 2);
+    /// # named.abort();
+    /// # tx.send(()).unwrap();
+    /// # unnamed.await.unwrap();
+    /// # }
+    /// ```
+    pub fn display_name(&self) -> Cow<'_, str> {
+        match &self.name {
+            Some(name) => Cow::Borrowed(name.as_ref()),
+            None => {
+                let file = self.location.file();
+                let file = file.rsplit(['/', '\\']).next().unwrap_or(file);
+                Cow::Owned(format!("{file}:{}", self.location.line()))
+            }
+        }
+    }
+}
+
 impl fmt::Display for TaskDump {
     /// One line, such as `#42 'nightly-vacuum' running blocking code for 1.20s, 1.20s old,
     /// busy 1.20s, 1 poll, detached, spawned at src/main.rs:10:5` (busy time and polls only
