@@ -451,7 +451,8 @@ async fn a_supervisor_scopes_body_panic_cancels_its_children() {
             panic!("body-boom");
         })
         .await;
-    let report: bulkheads::SupervisorReport<()> = report;
+    // `SupervisorReport` alone is the report of a body that returns `()`.
+    let report: bulkheads::SupervisorReport = report;
     assert_eq!(report.value, None);
     assert_eq!(report.cancelled, 1);
     assert_eq!(report.failed.len(), 1);

@@ -22,9 +22,12 @@ use crate::error::panic_message;
 use crate::registry::Dispatchers;
 
 /// What a supervisor scope did; see [`Dispatchers::supervisor_scope`].
+///
+/// `T` is the body's value; it defaults to `()`, the usual body that only spawns children, so
+/// `SupervisorReport` alone names that report.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct SupervisorReport<T> {
+pub struct SupervisorReport<T = ()> {
     /// The body's value; `None` when the body panicked (its panic is in `failed`).
     pub value: Option<T>,
     /// Children that ended successfully.
