@@ -26,7 +26,10 @@
 //! The framework obeys its own isolation: every registry has a control thread that runs the
 //! library's own timers (`max_wait`, shutdown deadlines) and the IO and time drivers of async
 //! work pinned to blocking pools, so a saturated `cpu` pool or any busy dispatcher never delays
-//! another's rejections or timers. Closures on every kind run with a Tokio context entered. A
+//! another's rejections or timers. Closures on every kind run with a Tokio context entered
+//! (`Handle::current()` works; on a blocking pool `Handle::current().block_on(..)` works too,
+//! while on `cpu`, a runtime or a view over them the closure runs on an async worker, where
+//! Tokio refuses `block_on` as inside any Tokio task: such code belongs on a blocking pool). A
 //! `run*` awaited from a thread that already holds a slot of the same dispatcher (a job waiting
 //! for more work on its own pool, a task of a capped runtime waiting for that runtime) runs
 //! inline instead of waiting for a slot it holds, and a closure spawned on a full pool and

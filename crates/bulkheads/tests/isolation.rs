@@ -477,6 +477,23 @@ async fn a_cpu_closure_runs_inside_a_tokio_context() {
     );
 }
 
+/// On `cpu` a closure runs on an async worker: `Handle::current()` works there, but Tokio
+/// refuses `block_on` as inside any of its tasks. As documented on `run_blocking`, the closure
+/// fails with that panic and the worker serves the next job.
+#[tokio::test]
+async fn block_on_in_a_cpu_closure_is_refused_by_tokio_and_the_worker_goes_on() {
+    common::quiet_panics("within a runtime");
+    let d = Dispatchers::builder().cpu_threads(1).build().unwrap();
+    let cpu = d.cpu();
+    let err = cpu
+        .run_blocking(|| tokio::runtime::Handle::current().block_on(async { 1 }))
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert!(err.to_string().contains("within a runtime"), "{err}");
+    assert_eq!(cpu.run_blocking(|| 2).await.unwrap(), 2);
+}
+
 /// A `runtime` dispatcher's own Tokio blocking pool is bounded: 64 `spawn_blocking` jobs
 /// waiting on a gate inside one of its tasks do not make 64 more threads carrying its name.
 #[tokio::test]

@@ -289,6 +289,12 @@ impl Dispatcher {
     /// waits for more work on its own pool completes instead of hanging the pool. (So does a
     /// closure *spawned* on a pool and awaited from one of that pool's threads: see
     /// [`spawn_blocking`](Self::spawn_blocking).)
+    ///
+    /// The closure runs with a Tokio context entered, so `Handle::current()` works on every
+    /// kind. On a blocking pool, `Handle::current().block_on(..)` works as in Tokio's own
+    /// `spawn_blocking`; on `cpu`, a runtime or a view over them the closure runs on an async
+    /// worker, where Tokio refuses `block_on` ("Cannot start a runtime from within a runtime",
+    /// reported as [`Panicked`](crate::DispatchError::Panicked)).
     #[track_caller]
     pub fn run_blocking<F, T>(
         &self,
