@@ -4,7 +4,8 @@
 use std::fmt;
 
 /// The output of a supervised child's (or a supervisor scope's child's) future: `()`, or a
-/// `Result<T, E>` whose `Err` is a failure described by `E`'s `Display`.
+/// `Result<T, E>` whose `Err` is a failure described by `E`'s `Display`, or the never type
+/// `!` of a future that never returns (`async { loop { .. } }`, `async { panic!(..) }`).
 ///
 /// ```
 /// use bulkheads::ChildResult;
@@ -30,5 +31,31 @@ where
 {
     fn error(self) -> Option<String> {
         self.err().map(|e| e.to_string())
+    }
+}
+
+/// The never type `!`, named on stable Rust (where writing `!` as a type is still unstable)
+/// through the output of a function pointer type.
+type Never = <fn() -> ! as never::FnOutput>::Output;
+
+mod never {
+    /// The output type of a function pointer type; only used to name `Never`. Public in a
+    /// private module: the impl below is public, so what names its type must be too, but no
+    /// user can reach it.
+    pub trait FnOutput {
+        type Output;
+    }
+
+    impl<O> FnOutput for fn() -> O {
+        type Output = O;
+    }
+}
+
+/// The output of a child that never returns: a bare `async { loop { .. } }` block, or one that
+/// only panics. Under Rust 2024 the type of such a block is `!` (edition 2021 falls back to
+/// `()`), so this is what lets `Child::new("poller", || async { loop { .. } })` compile.
+impl ChildResult for Never {
+    fn error(self) -> Option<String> {
+        self
     }
 }

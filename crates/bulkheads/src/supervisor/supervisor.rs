@@ -286,9 +286,25 @@ impl Child {
     /// is called on the child's dispatcher, so a panic in it is the child's failure. The
     /// line calling `new` is the spawn site its tasks report.
     ///
-    /// A child that never returns is best an `async fn` with a declared output
-    /// (`async fn poll() -> Result<(), E> { loop { .. } }`): the output of a bare
-    /// `async { loop { .. } }` block is the never type `!`, which is not a [`ChildResult`].
+    /// A child that never returns can be a bare block: the output of `async { loop { .. } }`
+    /// (or of a block that only panics) is the never type `!` under Rust 2024, which is a
+    /// [`ChildResult`] too.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use bulkheads::{Child, Dispatchers, Supervisor};
+    /// use std::time::Duration;
+    /// let dispatchers = Dispatchers::builder().cpu_threads(1).build().unwrap();
+    /// let ticker = Child::new("ticker", || async {
+    ///     loop {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     }
+    /// });
+    /// let sup = Supervisor::builder("clock").child(ticker).start(&dispatchers).unwrap();
+    /// sup.shutdown().await;
+    /// assert!(sup.join().await.is_ok());
+    /// # }
+    /// ```
     #[track_caller]
     pub fn new<F, Fut>(name: impl Into<Cow<'static, str>>, factory: F) -> Child
     where

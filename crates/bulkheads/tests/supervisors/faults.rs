@@ -207,3 +207,61 @@ async fn a_registry_shutdown_ends_its_supervisors() {
     let states: Vec<_> = sup.children().iter().map(|c| c.state).collect();
     assert_eq!(states, [Stopped]);
 }
+
+/// Children written as bare blocks that never return: under Rust 2024 (this crate's edition)
+/// the output of `async { loop { .. } }` and of `async { panic!(..) }` is the never type `!`,
+/// which a child may have. The looping one runs until shut down; the panicking one is a
+/// failure like any other (here it exceeds an intensity of 0 and the supervisor gives up).
+#[tokio::test]
+async fn children_that_never_return_compile_as_bare_blocks_and_behave() {
+    let e = Events::new();
+    let (d, failures) = registry(&e);
+    let ev2 = e.clone();
+    let looping = Child::new("looping", move || {
+        let e = ev2.clone();
+        async move {
+            e.push("start looping");
+            loop {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let sup = Supervisor::builder("loops")
+        .child(looping)
+        .start(&d)
+        .unwrap();
+    e.wait("start looping", 1).await;
+    tokio::time::timeout(GUARD, sup.shutdown()).await.unwrap();
+    assert_eq!(states(&sup), [(Stopped, 0)]);
+    assert!(sup.join().await.is_ok());
+
+    let crashing = Child::new("crashing", || async { panic!("{MARK}: bare panic") });
+    let sup = Supervisor::builder("crashes")
+        .intensity(0, Duration::from_secs(60))
+        .child(crashing)
+        .start(&d)
+        .unwrap();
+    let err = tokio::time::timeout(GUARD, sup.join())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("bare panic"), "{err}");
+    let f = failures.lock().unwrap().clone();
+    let child_failure = f
+        .iter()
+        .find(|f| f.path() == Some("supervisor 'crashes'/child 'crashing'"))
+        .unwrap_or_else(|| panic!("no failure of the child: {f:?}"));
+    assert_eq!(
+        (child_failure.kind, child_failure.restarting),
+        (FailureKind::Panic, false)
+    );
+
+    // The same in a supervisor scope.
+    let report = d
+        .supervisor_scope(|s| async move {
+            s.spawn(async { panic!("{MARK}: bare panic in a scope") });
+        })
+        .await;
+    assert_eq!((report.ok, report.failed.len()), (0, 1));
+    assert!(report.failed[0].message.contains("bare panic in a scope"));
+}
