@@ -34,7 +34,7 @@ use crate::dispatcher::accounts::Accounts;
 use crate::dispatcher::admission::AdmissionConfig;
 use crate::dispatcher::executor::{Base, Executor, Holding, Worker, WorkerHost};
 use crate::dispatcher::task::NewTask;
-use crate::dispatcher::task::cell::TaskCell;
+use crate::dispatcher::task::cell::{Carrier, TaskCell};
 
 /// Tasks a worker runs before it gives the base a turn (kotlinx.coroutines uses 16 too).
 const BATCH: usize = 16;
@@ -96,13 +96,14 @@ impl LimitedView {
 
     /// Runs `fut` as a task of this view: counted against its parallelism, nothing else.
     /// Admission and accounting happened before (the spawn path, or a child view's worker).
-    fn spawn<F>(self: Arc<Self>, fut: F)
+    /// `keep` receives the task's handle before it can run (the task's result is `()`; our
+    /// own cell carries the real one).
+    fn spawn<F>(self: Arc<Self>, fut: F, keep: impl FnOnce(async_task::Task<()>))
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let (runnable, task) = async_task::spawn(fut, move |r| self.schedule(r));
-        // The task's result is `()`; our own cell carries the real one.
-        task.detach();
+        keep(task);
         runnable.schedule();
     }
 
@@ -177,7 +178,8 @@ impl Executor for LimitedView {
     {
         let (cell, runner) = task.runner();
         match self.me.upgrade() {
-            Some(view) => view.spawn(runner),
+            // The cell keeps the handle, so the task's memory is freed where the cell is.
+            Some(view) => view.spawn(runner, |task| cell.carry(Carrier::AsyncTask(task))),
             // Unreachable while `&self` is borrowed from an `Arc`; dropping the runner would
             // still decide the task as cancelled.
             None => drop(runner),
@@ -210,6 +212,6 @@ impl Executor for LimitedView {
 
 impl WorkerHost for LimitedView {
     fn spawn_worker(self: Arc<Self>, worker: Worker) {
-        self.spawn(worker);
+        self.spawn(worker, async_task::Task::detach);
     }
 }

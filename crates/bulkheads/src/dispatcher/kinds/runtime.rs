@@ -21,7 +21,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 use crate::dispatcher::admission::AdmissionConfig;
 use crate::dispatcher::executor::{Executor, Holding, Worker, WorkerHost};
 use crate::dispatcher::task::NewTask;
-use crate::dispatcher::task::cell::TaskCell;
+use crate::dispatcher::task::cell::{Carrier, TaskCell};
 
 /// Configuration of a `runtime` dispatcher: a dedicated multi-thread Tokio runtime.
 ///
@@ -169,16 +169,18 @@ impl Executor for TokioRuntime {
         F::Output: Send + 'static,
     {
         let (cell, runner) = task.runner();
-        // Tokio's own handle is not kept: our cell is the task's identity. On a runtime that
-        // has shut down the runner is dropped at once, which decides the task as cancelled.
-        if self.gated {
-            drop(self.handle.spawn(HeldWhilePolled {
+        // Our cell is the task's identity; it keeps Tokio's handle only so that the task's
+        // memory is freed where the cell is (see `Carrier`). On a runtime that has shut down
+        // the runner is dropped at once, which decides the task as cancelled.
+        let tokio_task = if self.gated {
+            self.handle.spawn(HeldWhilePolled {
                 runtime: Holding::id(self),
                 task: runner,
-            }));
+            })
         } else {
-            drop(self.handle.spawn(runner));
-        }
+            self.handle.spawn(runner)
+        };
+        cell.carry(Carrier::Tokio(tokio_task));
         cell
     }
 

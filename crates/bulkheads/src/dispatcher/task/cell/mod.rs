@@ -135,6 +135,24 @@ struct Inner<F: Future> {
     detached: bool,
     /// What a task cancelled in a pool's queue keeps until the pool's thread reaches it.
     tombstone: Option<Tombstone>,
+    /// The executor's own handle to the task that runs this cell's work, if it has one.
+    carrier: Option<Carrier>,
+}
+
+/// The handle an executor's own task (the one that runs a cell's work) gives back when it is
+/// spawned: a view's `async-task` task or a runtime's Tokio task. The cell keeps it and so
+/// outlives nothing but that task's memory, which is then freed with the cell, on the thread
+/// of whoever drops the cell last (in practice the caller that joined it), rather than by the
+/// worker that ran it. Freeing on the thread that allocated avoids contending for the
+/// allocator's per-thread arena with the submitter: on glibc that contention cost a futex
+/// wake-up per task on a busy fan-out.
+///
+/// Dropping it never cancels anything: the cell is dropped only after its runner, that is
+/// after the task's future is gone (the runner holds the cell).
+#[expect(dead_code, reason = "held only to be dropped with the cell")]
+pub(crate) enum Carrier {
+    AsyncTask(async_task::Task<()>),
+    Tokio(tokio::task::JoinHandle<()>),
 }
 
 /// The shared state of one task.
@@ -159,6 +177,7 @@ where
                 join_waker: None,
                 detached: false,
                 tombstone: None,
+                carrier: None,
             }),
             run_waker: AtomicWaker::new(),
         }
@@ -167,6 +186,11 @@ where
     /// Its join handle is gone: nobody will read its result.
     pub(crate) fn is_detached(&self) -> bool {
         lock(&self.inner).detached
+    }
+
+    /// Keeps the executor's handle to the task that runs this cell (see [`Carrier`]).
+    pub(crate) fn carry(&self, carrier: Carrier) {
+        lock(&self.inner).carrier = Some(carrier);
     }
 
     pub(crate) fn take_pending(&self) -> Option<Pending<F>> {
