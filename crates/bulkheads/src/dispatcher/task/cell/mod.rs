@@ -16,7 +16,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -135,8 +135,6 @@ struct Inner<F: Future> {
     detached: bool,
     /// What a task cancelled in a pool's queue keeps until the pool's thread reaches it.
     tombstone: Option<Tombstone>,
-    /// The executor's own handle to the task that runs this cell's work, if it has one.
-    carrier: Option<Carrier>,
 }
 
 /// The handle an executor's own task (the one that runs a cell's work) gives back when it is
@@ -149,9 +147,9 @@ struct Inner<F: Future> {
 ///
 /// Dropping it never cancels anything: the cell is dropped only after its runner, that is
 /// after the task's future is gone (the runner holds the cell).
-#[expect(dead_code, reason = "held only to be dropped with the cell")]
 pub(crate) enum Carrier {
     AsyncTask(async_task::Task<()>),
+    #[expect(dead_code, reason = "held only to be dropped with the cell")]
     Tokio(tokio::task::JoinHandle<()>),
 }
 
@@ -161,6 +159,10 @@ pub(crate) struct TaskCell<F: Future> {
     inner: Mutex<Inner<F>>,
     /// The runner's waker, so that a cancel request wakes a suspended async task.
     pub(crate) run_waker: AtomicWaker,
+    /// The executor's own handle to the task that runs this cell's work, if it has one. Set
+    /// once, outside `inner`: a Tokio task may already run (and lock `inner`) when its handle
+    /// is stored.
+    carrier: OnceLock<Carrier>,
 }
 
 impl<F> TaskCell<F>
@@ -177,9 +179,9 @@ where
                 join_waker: None,
                 detached: false,
                 tombstone: None,
-                carrier: None,
             }),
             run_waker: AtomicWaker::new(),
+            carrier: OnceLock::new(),
         }
     }
 
@@ -190,7 +192,11 @@ where
 
     /// Keeps the executor's handle to the task that runs this cell (see [`Carrier`]).
     pub(crate) fn carry(&self, carrier: Carrier) {
-        lock(&self.inner).carrier = Some(carrier);
+        // Set once per cell, by its executor's submit. Were it ever set twice, the second
+        // handle is let go without cancelling its task.
+        if let Err(Carrier::AsyncTask(task)) = self.carrier.set(carrier) {
+            task.detach();
+        }
     }
 
     pub(crate) fn take_pending(&self) -> Option<Pending<F>> {
