@@ -16,7 +16,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -35,7 +35,11 @@ use crate::error::{DispatchError, PanicPayload, panic_message};
 use crate::supervisor::failure::{Failure, FailureKind};
 use crate::sync::lock;
 
+mod held;
 pub(crate) mod join;
+
+use self::held::Held;
+pub(crate) use self::held::{Carrier, Pending, TaskSpan};
 
 /// Whether cancelling a running task can stop it (async work, at its next `.await`) or not
 /// (a blocking closure, which is abandoned instead).
@@ -54,44 +58,6 @@ pub(crate) struct Header {
     pub state: State,
     /// What the runner records for live dumps.
     pub probe: Probe,
-}
-
-/// Work waiting in a pool's queue: taken by the thread that runs it, or dropped by a canceller
-/// (which frees its slot at once).
-pub(crate) struct Pending<F> {
-    pub work: F,
-    pub slot: Slot,
-    pub span: TaskSpan,
-}
-
-/// A child of the submitter's span, kept only when there is one (tracing on): eight bytes in
-/// the cell otherwise, which matters when a fan-out holds a hundred thousand cells at once.
-pub(crate) struct TaskSpan(Option<Box<tracing::Span>>);
-
-impl TaskSpan {
-    pub(crate) fn new(span: tracing::Span) -> Self {
-        TaskSpan(if span.is_none() {
-            None
-        } else {
-            Some(Box::new(span))
-        })
-    }
-
-    #[cfg(bulkheads_loom)]
-    pub(crate) fn none() -> Self {
-        TaskSpan(None)
-    }
-
-    /// Enters the span for the duration of `f`.
-    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.0 {
-            Some(span) => {
-                let _entered = span.enter();
-                f()
-            }
-            None => f(),
-        }
-    }
 }
 
 /// Why a task produced no value, as the cell keeps it: small, since a fan-out holds many
@@ -126,8 +92,9 @@ enum Output<T> {
 }
 
 struct Inner<F: Future> {
-    /// The work, while the task waits in a pool queue.
-    pending: Option<Pending<F>>,
+    /// The work while the task waits in a pool's queue, or the handle of the executor's task
+    /// that runs it.
+    held: Held<F>,
     output: Output<F::Output>,
     /// The awaiting caller's waker; set by `poll_join`, taken by `publish`.
     join_waker: Option<Waker>,
@@ -137,32 +104,12 @@ struct Inner<F: Future> {
     tombstone: Option<Tombstone>,
 }
 
-/// The handle an executor's own task (the one that runs a cell's work) gives back when it is
-/// spawned: a view's `async-task` task or a runtime's Tokio task. The cell keeps it and so
-/// outlives nothing but that task's memory, which is then freed with the cell, on the thread
-/// of whoever drops the cell last (in practice the caller that joined it), rather than by the
-/// worker that ran it. Freeing on the thread that allocated avoids contending for the
-/// allocator's per-thread arena with the submitter: on glibc that contention cost a futex
-/// wake-up per task on a busy fan-out.
-///
-/// Dropping it never cancels anything: the cell is dropped only after its runner, that is
-/// after the task's future is gone (the runner holds the cell).
-pub(crate) enum Carrier {
-    AsyncTask(async_task::Task<()>),
-    #[expect(dead_code, reason = "held only to be dropped with the cell")]
-    Tokio(tokio::task::JoinHandle<()>),
-}
-
 /// The shared state of one task.
 pub(crate) struct TaskCell<F: Future> {
     pub(crate) header: Header,
     inner: Mutex<Inner<F>>,
     /// The runner's waker, so that a cancel request wakes a suspended async task.
     pub(crate) run_waker: AtomicWaker,
-    /// The executor's own handle to the task that runs this cell's work, if it has one. Set
-    /// once, outside `inner`: a Tokio task may already run (and lock `inner`) when its handle
-    /// is stored.
-    carrier: OnceLock<Carrier>,
 }
 
 impl<F> TaskCell<F>
@@ -174,14 +121,13 @@ where
         TaskCell {
             header,
             inner: Mutex::new(Inner {
-                pending,
+                held: pending.map_or(Held::Nothing, Held::Work),
                 output: Output::Pending,
                 join_waker: None,
                 detached: false,
                 tombstone: None,
             }),
             run_waker: AtomicWaker::new(),
-            carrier: OnceLock::new(),
         }
     }
 
@@ -192,15 +138,12 @@ where
 
     /// Keeps the executor's handle to the task that runs this cell (see [`Carrier`]).
     pub(crate) fn carry(&self, carrier: Carrier) {
-        // Set once per cell, by its executor's submit. Were it ever set twice, the second
-        // handle is let go without cancelling its task.
-        if let Err(Carrier::AsyncTask(task)) = self.carrier.set(carrier) {
-            task.detach();
-        }
+        // Set once per cell, by its executor's submit, on a cell whose work is in the runner.
+        lock(&self.inner).held = Held::Carrier(carrier);
     }
 
     pub(crate) fn take_pending(&self) -> Option<Pending<F>> {
-        lock(&self.inner).pending.take()
+        lock(&self.inner).held.take_work()
     }
 
     /// A pool's thread reached the cell of a task cancelled in its queue: what the cell kept
@@ -343,7 +286,7 @@ where
         // thread that finds no work finds the tombstone (see `leave_queue`).
         let pending = {
             let mut inner = lock(&self.inner);
-            inner.pending.take().map(|Pending { work, slot, span }| {
+            inner.held.take_work().map(|Pending { work, slot, span }| {
                 inner.tombstone = Some(slot.into_tombstone());
                 (work, span)
             })
