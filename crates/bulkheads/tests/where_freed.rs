@@ -61,7 +61,7 @@ fn current_thread() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Spawns `TASKS` no-op async tasks on `name` while the one worker of `rt` is held, releases
+/// Spawns `TASKS` no-op tasks on `name` while the one worker of `rt` is held, releases
 /// it, waits until they have all run, joins them here, and returns how many deallocations
 /// other threads made from the release on.
 fn foreign_frees_while_running(d: &Dispatchers, name: &str) -> usize {
@@ -82,7 +82,10 @@ fn foreign_frees_while_running(d: &Dispatchers, name: &str) -> usize {
     let handles: Vec<_> = (0..TASKS)
         .map(|i| {
             let ran = ran.clone();
-            target.spawn(async move {
+            // Closures, run by the same executor tasks as futures: with the `await-tree`
+            // feature an async task also gets a tree, which belongs to its future and so is
+            // freed by the worker that ends it; closures get none.
+            target.spawn_blocking(move || {
                 ran.arrive();
                 i
             })
