@@ -138,8 +138,11 @@ where
 
     /// Keeps the executor's handle to the task that runs this cell (see [`Carrier`]).
     pub(crate) fn carry(&self, carrier: Carrier) {
-        // Set once per cell, by its executor's submit, on a cell whose work is in the runner.
-        lock(&self.inner).held = Held::Carrier(carrier);
+        // Set once per cell, by its executor's submit, on a cell whose work is in the runner:
+        // nothing was held. Whatever was is dropped after the lock is let go.
+        let before = std::mem::replace(&mut lock(&self.inner).held, Held::Carrier(carrier));
+        debug_assert!(matches!(before, Held::Nothing), "a cell carried twice");
+        drop(before);
     }
 
     pub(crate) fn take_pending(&self) -> Option<Pending<F>> {

@@ -1,13 +1,12 @@
-//! Where a finished task's memory is freed. A task spawned on a runtime dispatcher or a view is
+//! Where a finished task's memory is freed. A task submitted to a runtime dispatcher or a view is
 //! carried by the executor's own task (a Tokio task, an `async-task` task); that memory must be
 //! freed with the task's cell, by whoever drops the cell last (here the joining caller), not
 //! by the worker that ran it. A worker freeing memory that the submitting thread allocated
 //! contends for the allocator's arena with that thread (on glibc, a futex wake-up per task in a
 //! busy fan-out).
 //!
-//! This file is its own test binary with a counting allocator: it counts deallocations made on
-//! any thread but the test's own while the tasks run and are joined. It holds one test, so no
-//! other test's threads are counted.
+//! This file is its own test binary with a counting allocator: it counts the deallocations made
+//! on the one worker thread of the runtime that runs the tasks, while they run and are joined.
 
 // A global allocator cannot be written without `unsafe`; this one only forwards to `System`.
 #![allow(
@@ -18,18 +17,18 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use bulkheads::{Dispatchers, RuntimeConfig};
 
-mod common;
-use common::{Gate, Latch};
-
 struct Counting;
 
-static FOREIGN_FREES: AtomicUsize = AtomicUsize::new(0);
+/// Deallocations made on a thread marked as the runtime's worker.
+static WORKER_FREES: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static TEST_THREAD: Cell<bool> = const { Cell::new(false) };
+    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping touches
@@ -41,8 +40,8 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if !TEST_THREAD.try_with(Cell::get).unwrap_or(false) {
-            FOREIGN_FREES.fetch_add(1, Ordering::Relaxed);
+        if ON_WORKER.try_with(Cell::get).unwrap_or(false) {
+            WORKER_FREES.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded with the caller's pointer and layout.
         unsafe { System.dealloc(ptr, layout) }
@@ -51,6 +50,33 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+/// Counts down to zero; `wait` returns once it is there.
+#[derive(Clone)]
+struct Latch(Arc<(Mutex<usize>, Condvar)>);
+
+impl Latch {
+    fn new(n: usize) -> Self {
+        Latch(Arc::new((Mutex::new(n), Condvar::new())))
+    }
+
+    fn arrive(&self) {
+        let (count, cv) = &*self.0;
+        let mut n = count.lock().unwrap();
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            cv.notify_all();
+        }
+    }
+
+    fn wait(&self) {
+        let (count, cv) = &*self.0;
+        let mut n = count.lock().unwrap();
+        while *n > 0 {
+            n = cv.wait(n).unwrap();
+        }
+    }
+}
 
 const TASKS: usize = 2_000;
 
@@ -61,19 +87,20 @@ fn current_thread() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Spawns `TASKS` no-op tasks on `name` while the one worker of `rt` is held, releases
-/// it, waits until they have all run, joins them here, and returns how many deallocations
-/// other threads made from the release on.
-fn foreign_frees_while_running(d: &Dispatchers, name: &str) -> usize {
+/// Submits `TASKS` no-op closures to `name` while the one worker of `rt` is held, releases it,
+/// waits until they have all run, joins them here, and returns how many deallocations that
+/// worker made from the release on.
+fn worker_frees_while_running(d: &Dispatchers, name: &str) -> usize {
     let target = d.get(name).unwrap();
     let rt = d.get("rt").unwrap();
-    // Holds the runtime's only worker, so that every task below is queued before any runs
-    // (and a view's one worker drains them all, rather than one worker per task).
-    let (gate, held) = (Gate::new(), Gate::new());
+    // Holds the runtime's only worker (a closure on a runtime runs on its worker, and marks
+    // it), so that every task below is queued before any runs.
+    let (held, gate) = (Latch::new(1), Latch::new(1));
     let blocker = {
-        let (gate, held) = (gate.clone(), held.clone());
+        let (held, gate) = (held.clone(), gate.clone());
         rt.spawn_blocking(move || {
-            held.open();
+            ON_WORKER.with(|c| c.set(true));
+            held.arrive();
             gate.wait();
         })
     };
@@ -91,8 +118,8 @@ fn foreign_frees_while_running(d: &Dispatchers, name: &str) -> usize {
             })
         })
         .collect();
-    let before = FOREIGN_FREES.load(Ordering::Relaxed);
-    gate.open();
+    let before = WORKER_FREES.load(Ordering::Relaxed);
+    gate.arrive();
     // Joined once every task has run, so that the joins do not race the worker finishing
     // them: the caller is then the last owner of every cell but the last few.
     ran.wait();
@@ -103,15 +130,14 @@ fn foreign_frees_while_running(d: &Dispatchers, name: &str) -> usize {
         }
         sum
     });
-    let after = FOREIGN_FREES.load(Ordering::Relaxed);
     current_thread().block_on(blocker).unwrap();
+    let after = WORKER_FREES.load(Ordering::Relaxed);
     assert_eq!(sum, (0..TASKS).sum::<usize>());
     after - before
 }
 
 #[test]
 fn a_finished_tasks_memory_is_freed_with_its_cell_not_by_the_worker_that_ran_it() {
-    TEST_THREAD.with(|c| c.set(true));
     let d = Dispatchers::builder()
         .cpu_threads(1)
         .runtime("rt", RuntimeConfig::workers(1))
@@ -119,13 +145,13 @@ fn a_finished_tasks_memory_is_freed_with_its_cell_not_by_the_worker_that_ran_it(
         .build()
         .unwrap();
     for name in ["rt", "view"] {
-        let frees = foreign_frees_while_running(&d, name);
+        let frees = worker_frees_while_running(&d, name);
         // One per task (about 2,000) when the worker frees each task's memory; a handful
-        // (the runtime's and the view worker's own) when the joining caller does.
+        // (the blocker's own, the view's workers') when the joining caller does.
         assert!(
             frees < TASKS / 10,
-            "{name}: {frees} deallocations on other threads for {TASKS} tasks"
+            "{name}: the worker made {frees} deallocations for {TASKS} tasks"
         );
     }
-    current_thread().block_on(d.shutdown(std::time::Duration::from_secs(5)));
+    current_thread().block_on(d.shutdown(Duration::from_secs(5)));
 }
