@@ -1,7 +1,8 @@
 //! What a cell holds besides its result: the work while it waits in a pool's queue (with its
-//! slot and span), or the handle of the executor's task that runs it.
+//! slot and span) and its tombstone once it is cancelled there, or the handle of the
+//! executor's task that runs it.
 
-use crate::dispatcher::admission::Slot;
+use crate::dispatcher::admission::{Slot, Tombstone};
 
 /// Work waiting in a pool's queue: taken by the thread that runs it, or dropped by a canceller
 /// (which frees its slot at once).
@@ -42,11 +43,14 @@ impl TaskSpan {
 }
 
 /// What a cell holds besides its result: a pool's task keeps its work here while it waits in
-/// the pool's queue; a runtime's or a view's task keeps the handle of the executor's task
-/// that runs it. Never both, so they share the room.
+/// the pool's queue, and its tombstone once it is cancelled there; a runtime's or a view's
+/// task keeps the handle of the executor's task that runs it. One at a time, so they share
+/// the room.
 pub(super) enum Held<F> {
     Nothing,
     Work(Pending<F>),
+    /// What a task cancelled in a pool's queue keeps until the pool's thread reaches it.
+    Tombstone(Tombstone),
     Carrier(#[expect(dead_code, reason = "held only to be dropped with the cell")] Carrier),
 }
 
@@ -54,6 +58,16 @@ impl<F> Held<F> {
     pub(super) fn take_work(&mut self) -> Option<Pending<F>> {
         match std::mem::replace(self, Held::Nothing) {
             Held::Work(pending) => Some(pending),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    pub(super) fn take_tombstone(&mut self) -> Option<Tombstone> {
+        match std::mem::replace(self, Held::Nothing) {
+            Held::Tombstone(tombstone) => Some(tombstone),
             other => {
                 *self = other;
                 None

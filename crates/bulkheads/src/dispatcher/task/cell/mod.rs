@@ -28,7 +28,7 @@ use super::id::TaskInfo;
 use super::probe::Probe;
 use super::state::{DONE_CANCELLED, DONE_OK, DONE_PANICKED, Requested, State};
 use crate::dispatcher::accounts::Accounts;
-use crate::dispatcher::admission::{Slot, Tombstone};
+use crate::dispatcher::admission::Slot;
 use crate::dispatcher::stats::Outcome;
 use crate::error::RejectReason;
 use crate::error::{DispatchError, PanicPayload, panic_message};
@@ -66,10 +66,9 @@ pub(crate) struct Header {
 pub(crate) enum Failed {
     Panicked(Box<dyn Any + Send + 'static>),
     Cancelled,
-    /// Waited in the queue past the queue deadline.
+    /// Waited in the queue past the queue deadline (the deadline is the dispatcher's).
     Expired {
         waited: Duration,
-        deadline: Duration,
     },
 }
 
@@ -100,8 +99,6 @@ struct Inner<F: Future> {
     join_waker: Option<Waker>,
     /// Set when the join handle is dropped: from then on a failure goes to the root handler.
     detached: bool,
-    /// What a task cancelled in a pool's queue keeps until the pool's thread reaches it.
-    tombstone: Option<Tombstone>,
 }
 
 /// The shared state of one task.
@@ -125,7 +122,6 @@ where
                 output: Output::Pending,
                 join_waker: None,
                 detached: false,
-                tombstone: None,
             }),
             run_waker: AtomicWaker::new(),
         }
@@ -152,7 +148,7 @@ where
     /// A pool's thread reached the cell of a task cancelled in its queue: what the cell kept
     /// for it (a place in the budget of such cells, or its slot) is given back.
     pub(crate) fn leave_queue(&self) {
-        let tombstone = lock(&self.inner).tombstone.take();
+        let tombstone = lock(&self.inner).held.take_tombstone();
         drop(tombstone);
     }
 
@@ -275,7 +271,7 @@ where
         if waited < deadline || !self.header.state.expire() {
             return false;
         }
-        self.decided_in_queue(Outcome::Expired, Failed::Expired { waited, deadline });
+        self.decided_in_queue(Outcome::Expired, Failed::Expired { waited });
         true
     }
 
@@ -290,7 +286,7 @@ where
         let pending = {
             let mut inner = lock(&self.inner);
             inner.held.take_work().map(|Pending { work, slot, span }| {
-                inner.tombstone = Some(slot.into_tombstone());
+                inner.held = Held::Tombstone(slot.into_tombstone());
                 (work, span)
             })
         };
@@ -355,10 +351,30 @@ where
                 payload: PanicPayload::new(payload),
             },
             Failed::Cancelled => DispatchError::Cancelled { dispatcher, task },
-            Failed::Expired { waited, deadline } => DispatchError::Rejected {
+            Failed::Expired { waited } => DispatchError::Rejected {
                 dispatcher,
-                reason: RejectReason::QueueDeadline { waited, deadline },
+                reason: RejectReason::QueueDeadline {
+                    waited,
+                    // Only a dispatcher with a deadline expires its tasks.
+                    deadline: self.header.accounts.queue_deadline.unwrap_or_default(),
+                },
             },
         }
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+    use crate::dispatcher::task::runner::ClosureFuture;
+
+    /// A fan-out holds one cell per task (100k no-op jobs: 100k cells live at once), and the
+    /// caller that joins them reads every cache line of each: their size is part of the cost
+    /// of a task (W1 in docs/performance.md). A field added here should say why it cannot
+    /// share the room of one already there.
+    #[test]
+    fn a_closure_tasks_cell_stays_within_216_bytes() {
+        let size = std::mem::size_of::<TaskCell<ClosureFuture<fn() -> u64>>>();
+        assert!(size <= 216, "a closure task's cell is {size} bytes");
     }
 }
