@@ -362,19 +362,3 @@ where
         }
     }
 }
-
-#[cfg(all(test, target_pointer_width = "64"))]
-mod tests {
-    use super::*;
-    use crate::dispatcher::task::runner::ClosureFuture;
-
-    /// A fan-out holds one cell per task (100k no-op jobs: 100k cells live at once), and the
-    /// caller that joins them reads every cache line of each: their size is part of the cost
-    /// of a task (W1 in docs/performance.md). A field added here should say why it cannot
-    /// share the room of one already there.
-    #[test]
-    fn a_closure_tasks_cell_stays_within_216_bytes() {
-        let size = std::mem::size_of::<TaskCell<ClosureFuture<fn() -> u64>>>();
-        assert!(size <= 216, "a closure task's cell is {size} bytes");
-    }
-}
