@@ -17,10 +17,14 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use bulkheads::{Dispatchers, RuntimeConfig};
+
+// The integration tests' shared helpers (gates and latches), from the crate they test.
+#[path = "../../crates/bulkheads/tests/common/mod.rs"]
+mod common;
+use common::Latch;
 
 struct Counting;
 
@@ -50,33 +54,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// Counts down to zero; `wait` returns once it is there.
-#[derive(Clone)]
-struct Latch(Arc<(Mutex<usize>, Condvar)>);
-
-impl Latch {
-    fn new(n: usize) -> Self {
-        Latch(Arc::new((Mutex::new(n), Condvar::new())))
-    }
-
-    fn arrive(&self) {
-        let (count, cv) = &*self.0;
-        let mut n = count.lock().unwrap();
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            cv.notify_all();
-        }
-    }
-
-    fn wait(&self) {
-        let (count, cv) = &*self.0;
-        let mut n = count.lock().unwrap();
-        while *n > 0 {
-            n = cv.wait(n).unwrap();
-        }
-    }
-}
 
 const TASKS: usize = 2_000;
 
