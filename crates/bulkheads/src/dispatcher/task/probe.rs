@@ -56,7 +56,15 @@ impl Probe {
     }
 
     pub(crate) fn detached(&self) {
-        self.detached.store(true, Ordering::Relaxed);
+        // Release: pairs with `is_detached` (see `TaskCell::finish`).
+        self.detached.store(true, Ordering::Release);
+    }
+
+    /// Whether the join handle was dropped, read without the cell's lock: a hint for the order
+    /// in which a finishing runner counts and publishes (the cell's lock decides who reads the
+    /// result).
+    pub(crate) fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Acquire)
     }
 
     /// A poll begins, at `at` when polls are timed.

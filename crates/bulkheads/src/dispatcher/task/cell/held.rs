@@ -2,7 +2,9 @@
 //! slot and span) and its tombstone once it is cancelled there, or the handle of the
 //! executor's task that runs it.
 
-use crate::dispatcher::admission::{Slot, Tombstone};
+use std::sync::Arc;
+
+use crate::dispatcher::admission::{Admission, Slot, Tombstone};
 
 /// Work waiting in a pool's queue: taken by the thread that runs it, or dropped by a canceller
 /// (which frees its slot at once).
@@ -52,6 +54,11 @@ pub(super) enum Held<F> {
     /// What a task cancelled in a pool's queue keeps until the pool's thread reaches it.
     Tombstone(Tombstone),
     Carrier(#[expect(dead_code, reason = "held only to be dropped with the cell")] Carrier),
+    /// The admission a finished task's slot came from, once the slot is given back (see
+    /// [`Slot::spend`]): dropped with the cell, so that the pool thread that ran the task does
+    /// not touch the admission's reference count, a cache line the submitter writes with every
+    /// task.
+    Spent(#[expect(dead_code, reason = "held only to be dropped with the cell")] Arc<Admission>),
 }
 
 impl<F> Held<F> {

@@ -28,7 +28,7 @@ use super::id::TaskInfo;
 use super::probe::Probe;
 use super::state::{DONE_CANCELLED, DONE_OK, DONE_PANICKED, Requested, State};
 use crate::dispatcher::accounts::Accounts;
-use crate::dispatcher::admission::Slot;
+use crate::dispatcher::admission::{Admission, Slot};
 use crate::dispatcher::stats::Outcome;
 use crate::error::RejectReason;
 use crate::error::{DispatchError, PanicPayload, panic_message};
@@ -136,8 +136,13 @@ where
     pub(crate) fn carry(&self, carrier: Carrier) {
         // Set once per cell, by its executor's submit, on a cell whose work is in the runner:
         // nothing was held. Whatever was is dropped after the lock is let go.
+        // (A task that finished before its executor's submit returned may have left its spent
+        // admission there: replaced, it is dropped here.)
         let before = std::mem::replace(&mut lock(&self.inner).held, Held::Carrier(carrier));
-        debug_assert!(matches!(before, Held::Nothing), "a cell carried twice");
+        debug_assert!(
+            matches!(before, Held::Nothing | Held::Spent(_)),
+            "a cell carried twice"
+        );
         drop(before);
     }
 
@@ -177,19 +182,23 @@ where
             }
         };
         if won {
-            if lock(&self.inner).detached {
+            // Read without the lock: a handle dropped after this read is still handled by
+            // `publish`, which decides under the lock who gets the result.
+            if self.header.probe.is_detached() {
                 // Nobody will read it: its panic reaches the root handler (or its value is
                 // dropped) before the decision is counted, so a shutdown that has seen every
                 // decision has seen every failure.
-                self.publish(result);
+                self.publish(result, None);
                 accounts.decided(&self.header.info, outcome, false);
                 // After the decision: in flight never exceeds the capacity.
                 drop(slot);
             } else {
                 // Counted before the caller can see the result: its `Stats` agree with it.
                 accounts.decided(&self.header.info, outcome, false);
-                drop(slot);
-                self.publish(result);
+                // The room is given back before the caller can see the result; the reference
+                // to the admission stays with the cell (see `Held::Spent`).
+                let spent = slot.and_then(Slot::spend);
+                self.publish(result, spent);
             }
         } else {
             drop(slot);
@@ -243,7 +252,7 @@ where
             Outcome::Cancelled { abandoned: true },
             false,
         );
-        self.publish(Err(Failed::Cancelled));
+        self.publish(Err(Failed::Cancelled), None);
         true
     }
 
@@ -292,19 +301,30 @@ where
         };
         self.drop_user(pending);
         self.run_waker.wake();
-        self.publish(Err(failed));
+        self.publish(Err(failed), None);
     }
 
-    fn publish(&self, result: Result<F::Output, Failed>) {
-        let (waker, unobserved) = {
+    /// Publishes the result to the join handle, or routes it if the handle is gone. `spent`
+    /// (the admission of a slot already given back) is kept in the cell when it holds nothing
+    /// else, and dropped here otherwise.
+    fn publish(&self, result: Result<F::Output, Failed>, spent: Option<Arc<Admission>>) {
+        let (waker, unobserved, spent) = {
             let mut inner = lock(&self.inner);
+            let spent = match spent {
+                Some(admission) if matches!(inner.held, Held::Nothing) => {
+                    inner.held = Held::Spent(admission);
+                    None
+                }
+                other => other,
+            };
             if inner.detached {
-                (None, Some(result))
+                (None, Some(result), spent)
             } else {
                 inner.output = Output::Ready(result);
-                (inner.join_waker.take(), None)
+                (inner.join_waker.take(), None, spent)
             }
         };
+        drop(spent);
         if let Some(w) = waker {
             w.wake();
         }

@@ -7,10 +7,10 @@
 //! dropped, so "released exactly once" follows from ownership. `spawn*` takes a slot or is
 //! rejected at once; `run*` waits up to `max_wait` in FIFO order.
 //!
-//! FIFO and no barging come from Tokio's fair semaphore: a released permit goes to the oldest
-//! waiter before anyone else can take it, so `try_acquire` fails while anyone waits. A waiter
-//! that times out or is dropped leaves the queue and returns any permit it was handed (Tokio's
-//! `Acquire` drop), so no permit leaks.
+//! FIFO and no barging come from the slot count's fair queue (`slots.rs`): a released slot goes
+//! to the oldest waiter before anyone else can take it, so `try_acquire` fails while anyone
+//! waits. A waiter that times out or is dropped leaves the queue and passes on any slot it was
+//! handed, so no slot leaks.
 //!
 //! Runtimes and views with `max_concurrent` also have a *gate*: a second fair semaphore of
 //! `cap` permits that admitted tasks pass, in submission order, before they start.
@@ -27,7 +27,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
-use tokio::sync::{AcquireError, Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{AcquireError, Notify, OwnedSemaphorePermit, Semaphore};
+
+use self::slots::Slots;
+
+mod slots;
 
 use crate::error::RejectReason;
 
@@ -129,6 +133,16 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Gives the room back now and returns the reference the slot held, for its owner to
+    /// drop later (a task's cell keeps it, see `Held::Spent`). `None` for an unbounded slot.
+    pub(crate) fn spend(mut self) -> Option<Arc<Admission>> {
+        let admission = self.0.take()?;
+        admission.release_slot();
+        Some(admission)
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(admission) = self.0.take() {
@@ -156,9 +170,9 @@ impl Drop for Tombstone {
 }
 
 pub(crate) struct Admission {
-    /// `cap + queue` permits; `None` when the dispatcher has no cap. A permit taken is
-    /// `forget`-ten and given back by the [`Slot`] that owns it, when that is dropped.
-    slots: Option<Semaphore>,
+    /// `cap + queue` slots; `None` when the dispatcher has no cap. A slot taken is given back
+    /// by the [`Slot`] that owns it, when that is dropped.
+    slots: Option<Slots>,
     capacity: usize,
     /// `max_concurrent` permits of a capped runtime or view.
     gate: Option<Arc<Semaphore>>,
@@ -189,7 +203,7 @@ impl Admission {
 
     fn new(capacity: Option<usize>, gate: Option<usize>, max_wait: Duration) -> Self {
         Admission {
-            slots: capacity.map(Semaphore::new),
+            slots: capacity.map(Slots::new),
             capacity: capacity.unwrap_or(usize::MAX),
             gate: gate.map(|n| Arc::new(Semaphore::new(n))),
             max_wait,
@@ -219,15 +233,14 @@ impl Admission {
         self.closed.load(Ordering::Acquire)
     }
 
-    fn slot(self: &Arc<Self>, permit: tokio::sync::SemaphorePermit<'_>) -> Slot {
-        // Given back by the slot's `Drop`.
-        permit.forget();
+    /// A slot taken from `slots`, given back by its `Drop`.
+    fn slot(self: &Arc<Self>) -> Slot {
         Slot(Some(self.clone()))
     }
 
     fn release_slot(&self) {
         if let Some(slots) = &self.slots {
-            slots.add_permits(1);
+            slots.release();
         }
     }
 
@@ -247,13 +260,12 @@ impl Admission {
         let Some(slots) = &self.slots else {
             return Ok(Slot::unbounded());
         };
-        match slots.try_acquire() {
-            Ok(permit) => Ok(self.slot(permit)),
-            Err(TryAcquireError::NoPermits) => Err(RejectReason::QueueFull {
+        if slots.try_acquire() {
+            Ok(self.slot())
+        } else {
+            Err(RejectReason::QueueFull {
                 capacity: self.capacity,
-            }),
-            // Never closed (see the module docs); were it, this is what it would mean.
-            Err(TryAcquireError::Closed) => Err(RejectReason::ShuttingDown),
+            })
         }
     }
 
@@ -283,10 +295,7 @@ impl Admission {
         let slot = tokio::select! {
             // Biased: the semaphore first, so a slot handed over at the deadline is taken.
             biased;
-            acquired = slots.acquire() => match acquired {
-                Ok(permit) => self.slot(permit),
-                Err(_closed) => return Err(RejectReason::ShuttingDown),
-            },
+            () = slots.acquire() => self.slot(),
             () = &mut closing => return Err(RejectReason::ShuttingDown),
             () = deadline => return Err(RejectReason::WaitTimeout {
                 waited: started.elapsed(),
@@ -304,10 +313,10 @@ impl Admission {
     /// the worker passes it too: it runs tasks, so it counts as started work.
     pub(crate) async fn worker_slot(self: &Arc<Self>) -> WorkerSlot {
         let slot = match &self.slots {
-            Some(s) => match s.acquire().await {
-                Ok(permit) => self.slot(permit),
-                Err(_) => Slot::unbounded(),
-            },
+            Some(s) => {
+                s.acquire().await;
+                self.slot()
+            }
             None => Slot::unbounded(),
         };
         let gate = match &self.gate {
