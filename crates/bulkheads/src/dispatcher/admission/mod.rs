@@ -16,7 +16,7 @@
 //! `cap` permits that admitted tasks pass, in submission order, before they start.
 //!
 //! Closing (shutdown) turns new submissions and `run*` waiters away with `ShuttingDown`, but
-//! never closes the semaphores themselves: the workers of views over this dispatcher still get
+//! never closes the slot count or the gate themselves: the workers of views over this dispatcher still get
 //! slots while the registry drains, so admitted work of those views can finish.
 
 use std::future::Future;
@@ -246,7 +246,7 @@ impl Admission {
 
     /// Takes a place in the budget of cancelled cells a pool's queue may hold.
     fn take_tombstone(&self) -> bool {
-        // Relaxed: a budget count; the slot released after it is ordered by the semaphore.
+        // Relaxed: a budget count; the slot released after it is ordered by the slot count.
         self.tombstones_left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
@@ -293,7 +293,7 @@ impl Admission {
             tokio::time::sleep(self.max_wait)
         };
         let slot = tokio::select! {
-            // Biased: the semaphore first, so a slot handed over at the deadline is taken.
+            // Biased: the slot count first, so a slot handed over at the deadline is taken.
             biased;
             () = slots.acquire() => self.slot(),
             () = &mut closing => return Err(RejectReason::ShuttingDown),
