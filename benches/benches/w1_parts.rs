@@ -1,0 +1,252 @@
+//! W1 taken apart: where bulkheads' blocking pool spends the time the crossbeam pool does not.
+//!
+//! ```text
+//! cargo bench -p bulkheads-benches --bench w1_parts               # 20 rounds
+//! W1_PARTS_ROUNDS=40 cargo bench -p bulkheads-benches --bench w1_parts
+//! ```
+//!
+//! Part 1 runs W1 of the headline bench (100k no-op blocking jobs fanned out from one thread,
+//! then all awaited, 4 pool threads) against bulkheads and against the crossbeam pool with a
+//! Tokio oneshot per job, in alternating rounds in one process, and reports the two phases
+//! apart: the fan-out (submitting every job) and the join (awaiting every handle, by then
+//! mostly finished). Each phase is measured in wall time and in the submitting thread's own
+//! CPU time (Linux's `/proc/thread-self/schedstat`, which leaves out time the thread was
+//! descheduled; "n/a" elsewhere). The submitting thread is the main thread, driving the join
+//! with `Runtime::block_on`.
+//!
+//! Part 2 measures what the system allocator charges for blocks of the sizes each side
+//! allocates per job: 100k blocks of one size allocated and written, then freed in the same
+//! order, as a fan-out and its join do, in this process after part 1 (a warm heap).
+//! bulkheads allocates one task cell per job (232 bytes with its reference counts, for a
+//! closure returning `u64`); the crossbeam pool allocates a Tokio oneshot (about 80 bytes with
+//! its reference counts) and a boxed job (24 bytes, freed by the pool thread). It tells
+//! whether the cell's size alone explains part 1's difference.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bulkheads::{BlockingConfig, Dispatchers};
+
+const JOBS: usize = 100_000;
+const THREADS: usize = 4;
+
+fn noop() -> u64 {
+    black_box(1)
+}
+
+/// The calling thread's CPU time so far, where the OS tells it.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// One phase's cost per job: wall time, and the submitting thread's CPU time if known.
+#[derive(Clone, Copy)]
+struct Phase {
+    wall: f64,
+    cpu: Option<f64>,
+}
+
+struct Mark(Instant, Option<Duration>);
+
+impl Mark {
+    fn now() -> Self {
+        Mark(Instant::now(), thread_cpu())
+    }
+    fn phase_since(&self, start: &Mark) -> Phase {
+        let per_job = |d: Duration| d.as_nanos() as f64 / JOBS as f64;
+        Phase {
+            wall: per_job(self.0 - start.0),
+            cpu: self.1.zip(start.1).map(|(b, a)| per_job(b - a)),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn main() -> Result<(), String> {
+    let rounds: usize = std::env::var("W1_PARTS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let registry = Dispatchers::builder()
+        .cpu_threads(1)
+        .blocking(
+            "pool",
+            BlockingConfig::threads(THREADS).queue(JOBS + THREADS),
+        )
+        .build()
+        .map_err(|e| format!("bulkheads build: {e}"))?;
+    let pool = registry.get("pool").map_err(|e| e.to_string())?;
+    let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let rx = rx.clone();
+            std::thread::spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+        })
+        .collect();
+    drop(rx);
+
+    println!(
+        "W1 parts: {JOBS} no-op blocking jobs fanned out, then awaited, {THREADS} pool threads"
+    );
+    println!("{rounds} rounds after 2 warm-up rounds, contenders alternating; medians per job\n");
+    let mut ours: Vec<(Phase, Phase)> = Vec::new();
+    let mut peer: Vec<(Phase, Phase)> = Vec::new();
+    for round in 0..rounds + 2 {
+        for turn in 0..2 {
+            let bulkheads = (round + turn) % 2 == 0;
+            let start = Mark::now();
+            let mut sum = 0;
+            let (fanned, joined) = if bulkheads {
+                let handles: Vec<_> = (0..JOBS).map(|_| pool.spawn_blocking(noop)).collect();
+                let fanned = Mark::now();
+                runtime.block_on(async {
+                    for h in handles {
+                        sum += h.await.map_err(|e| e.to_string())?;
+                    }
+                    Ok::<_, String>(())
+                })?;
+                (fanned, Mark::now())
+            } else {
+                let handles: Vec<_> = (0..JOBS)
+                    .map(|_| {
+                        let (done, handle) = tokio::sync::oneshot::channel();
+                        let _ = tx.send(Box::new(move || {
+                            let _ = done.send(noop());
+                        }));
+                        handle
+                    })
+                    .collect();
+                let fanned = Mark::now();
+                runtime.block_on(async {
+                    for h in handles {
+                        sum += h.await.map_err(|e| e.to_string())?;
+                    }
+                    Ok::<_, String>(())
+                })?;
+                (fanned, Mark::now())
+            };
+            if sum != JOBS as u64 {
+                return Err(format!("{sum} results, expected {JOBS}"));
+            }
+            if round >= 2 {
+                let phases = (fanned.phase_since(&start), joined.phase_since(&fanned));
+                if bulkheads {
+                    ours.push(phases);
+                } else {
+                    peer.push(phases);
+                }
+            }
+        }
+    }
+    drop(tx);
+    for t in threads {
+        let _ = t.join();
+    }
+
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
+        "ns per job", "fan-out", "join", "total", "cpu fan", "cpu join", "cpu total"
+    );
+    let row = |label: &str, v: &[(Phase, Phase)]| {
+        let fan = median(v.iter().map(|p| p.0.wall));
+        let join = median(v.iter().map(|p| p.1.wall));
+        let total = median(v.iter().map(|p| p.0.wall + p.1.wall));
+        let cpu = |f: &dyn Fn(&(Phase, Phase)) -> Option<f64>| {
+            let all: Option<Vec<f64>> = v.iter().map(f).collect();
+            all.map_or_else(
+                || "n/a".to_string(),
+                |c| format!("{:.0}", median(c.into_iter())),
+            )
+        };
+        println!(
+            "{label:<36} {fan:>9.0} {join:>9.0} {total:>9.0} | {:>9} {:>9} {:>9}",
+            cpu(&|p| p.0.cpu),
+            cpu(&|p| p.1.cpu),
+            cpu(&|p| Some(p.0.cpu? + p.1.cpu?)),
+        );
+        (fan, join, total)
+    };
+    let a = row(&format!("bulkheads ({THREADS} threads)"), &ours);
+    let b = row(
+        &format!("crossbeam pool + oneshot ({THREADS} threads)"),
+        &peer,
+    );
+    println!(
+        "{:<36} {:>8.2}x {:>8.2}x {:>8.2}x",
+        "ratio (bulkheads / crossbeam)",
+        a.0 / b.0,
+        a.1 / b.1,
+        a.2 / b.2
+    );
+
+    println!(
+        "\nAllocator cost by block size: {JOBS} blocks allocated and written, then freed in order"
+    );
+    println!(
+        "{:<36} {:>9} {:>9} {:>9}",
+        "bytes per block", "alloc", "free", "both"
+    );
+    // Another thread alive, as in a pool: glibc's allocator then takes its locks.
+    let (_keep, parked) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        let _ = parked.recv();
+    });
+    let base = blocks::<80>(rounds);
+    for (size, (alloc, free)) in [
+        (24, blocks::<24>(rounds)),
+        (80, base),
+        (112, blocks::<112>(rounds)),
+        (160, blocks::<160>(rounds)),
+        (232, blocks::<232>(rounds)),
+    ] {
+        println!(
+            "{:<36} {alloc:>9.0} {free:>9.0} {:>9.0}   {:.2}x the 80-byte block",
+            size,
+            alloc + free,
+            (alloc + free) / (base.0 + base.1)
+        );
+    }
+    drop(_keep);
+    let _ = other.join();
+    Ok(())
+}
+
+/// Median ns per block to allocate (and write) then free `JOBS` blocks of `N` bytes.
+fn blocks<const N: usize>(rounds: usize) -> (f64, f64) {
+    let mut alloc = Vec::with_capacity(rounds);
+    let mut free = Vec::with_capacity(rounds);
+    for round in 0..rounds + 2 {
+        let t0 = Instant::now();
+        let v: Vec<Box<[u8; N]>> = (0..JOBS).map(|i| Box::new([i as u8; N])).collect();
+        let t1 = Instant::now();
+        drop(black_box(v));
+        let t2 = Instant::now();
+        if round >= 2 {
+            alloc.push((t1 - t0).as_nanos() as f64 / JOBS as f64);
+            free.push((t2 - t1).as_nanos() as f64 / JOBS as f64);
+        }
+    }
+    (median(alloc.into_iter()), median(free.into_iter()))
+}
+
+fn median(it: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = it.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
