@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p bulkheads-benches --bench w1_parts               # 20 rounds
 //! W1_PARTS_ROUNDS=40 cargo bench -p bulkheads-benches --bench w1_parts
+//! W1_PARTS_ONLY=0 cargo bench -p bulkheads-benches --bench w1_parts   # bulkheads alone (0, 1, 2: the rows)
 //! ```
 //!
 //! Part 1 runs W1 of the headline bench (100k no-op blocking jobs fanned out from one thread,
@@ -10,9 +11,13 @@
 //! Tokio oneshot per job, in alternating rounds in one process, and reports the two phases
 //! apart: the fan-out (submitting every job) and the join (awaiting every handle, by then
 //! mostly finished). Each phase is measured in wall time and in the submitting thread's own
-//! CPU time (Linux's `/proc/thread-self/schedstat`, which leaves out time the thread was
-//! descheduled; "n/a" elsewhere). The submitting thread is the main thread, driving the join
+//! CPU time (Linux's per-thread CPU clock, which leaves out time the thread was descheduled;
+//! "n/a" elsewhere). The submitting thread is the main thread, driving the join
 //! with `Runtime::block_on`.
+//!
+//! A third row runs the crossbeam pool with a plain result cell of the same size as
+//! bulkheads' task cell, a lock around the result and the waiter's waker, in place of the
+//! oneshot: what a lock and the cell's size cost without the rest of a task.
 //!
 //! Part 2 measures what the system allocator charges for blocks of the sizes each side
 //! allocates per job: 100k blocks of one size allocated and written, then freed in the same
@@ -22,7 +27,11 @@
 //! its reference counts) and a boxed job (24 bytes, freed by the pool thread). It tells
 //! whether the cell's size alone explains part 1's difference.
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bulkheads::{BlockingConfig, Dispatchers};
@@ -34,11 +43,19 @@ fn noop() -> u64 {
     black_box(1)
 }
 
-/// The calling thread's CPU time so far, where the OS tells it.
+/// The calling thread's CPU time so far (Linux; `None` elsewhere).
+#[cfg(target_os = "linux")]
 fn thread_cpu() -> Option<Duration> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let nanos = s.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(nanos))
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Some(Duration::new(
+        u64::try_from(t.tv_sec).ok()?,
+        u32::try_from(t.tv_nsec).ok()?,
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu() -> Option<Duration> {
+    None
 }
 
 /// One phase's cost per job: wall time, and the submitting thread's CPU time if known.
@@ -64,6 +81,44 @@ impl Mark {
 }
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// A result cell as plain as it gets, padded to the size of bulkheads' task cell for a closure
+/// returning `u64` (216 bytes; 232 with the `Arc`'s counts): a lock around the result and the
+/// waiting task's waker. It shows what a lock and the cell's size cost without the rest.
+#[derive(Default)]
+struct SizedCell {
+    inner: Mutex<(Option<u64>, Option<Waker>)>,
+    _room: [u64; 22],
+}
+
+impl SizedCell {
+    fn publish(&self, v: u64) {
+        let waker = {
+            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            inner.0 = Some(v);
+            inner.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+struct SizedJoin(Arc<SizedCell>);
+
+impl Future for SizedJoin {
+    type Output = u64;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        let mut inner = self.0.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match inner.0.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                inner.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
 
 fn main() -> Result<(), String> {
     let rounds: usize = std::env::var("W1_PARTS_ROUNDS")
@@ -101,52 +156,74 @@ fn main() -> Result<(), String> {
         "W1 parts: {JOBS} no-op blocking jobs fanned out, then awaited, {THREADS} pool threads"
     );
     println!("{rounds} rounds after 2 warm-up rounds, contenders alternating; medians per job\n");
-    let mut ours: Vec<(Phase, Phase)> = Vec::new();
-    let mut peer: Vec<(Phase, Phase)> = Vec::new();
+    // Per contender: bulkheads, the crossbeam pool with a oneshot, and the crossbeam pool with
+    // a mutex-guarded result cell of our task cell's size (`SizedCell`).
+    let mut samples: [Vec<(Phase, Phase)>; 3] = Default::default();
+    // W1_PARTS_ONLY=0, 1 or 2 runs one contender alone (for a profiler).
+    let only: Option<usize> = std::env::var("W1_PARTS_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for round in 0..rounds + 2 {
-        for turn in 0..2 {
-            let bulkheads = (round + turn) % 2 == 0;
+        for turn in 0..3 {
+            let contender = (round + turn) % 3;
+            if only.is_some_and(|o| o != contender) {
+                continue;
+            }
             let start = Mark::now();
             let mut sum = 0;
-            let (fanned, joined) = if bulkheads {
-                let handles: Vec<_> = (0..JOBS).map(|_| pool.spawn_blocking(noop)).collect();
-                let fanned = Mark::now();
-                runtime.block_on(async {
-                    for h in handles {
-                        sum += h.await.map_err(|e| e.to_string())?;
-                    }
-                    Ok::<_, String>(())
-                })?;
-                (fanned, Mark::now())
-            } else {
-                let handles: Vec<_> = (0..JOBS)
-                    .map(|_| {
-                        let (done, handle) = tokio::sync::oneshot::channel();
-                        let _ = tx.send(Box::new(move || {
-                            let _ = done.send(noop());
-                        }));
-                        handle
-                    })
-                    .collect();
-                let fanned = Mark::now();
-                runtime.block_on(async {
-                    for h in handles {
-                        sum += h.await.map_err(|e| e.to_string())?;
-                    }
-                    Ok::<_, String>(())
-                })?;
-                (fanned, Mark::now())
-            };
+            let fanned;
+            match contender {
+                0 => {
+                    let handles: Vec<_> = (0..JOBS).map(|_| pool.spawn_blocking(noop)).collect();
+                    fanned = Mark::now();
+                    runtime.block_on(async {
+                        for h in handles {
+                            sum += h.await.map_err(|e| e.to_string())?;
+                        }
+                        Ok::<_, String>(())
+                    })?;
+                }
+                1 => {
+                    let handles: Vec<_> = (0..JOBS)
+                        .map(|_| {
+                            let (done, handle) = tokio::sync::oneshot::channel();
+                            let _ = tx.send(Box::new(move || {
+                                let _ = done.send(noop());
+                            }));
+                            handle
+                        })
+                        .collect();
+                    fanned = Mark::now();
+                    runtime.block_on(async {
+                        for h in handles {
+                            sum += h.await.map_err(|e| e.to_string())?;
+                        }
+                        Ok::<_, String>(())
+                    })?;
+                }
+                _ => {
+                    let handles: Vec<_> = (0..JOBS)
+                        .map(|_| {
+                            let cell = Arc::new(SizedCell::default());
+                            let done = cell.clone();
+                            let _ = tx.send(Box::new(move || done.publish(noop())));
+                            SizedJoin(cell)
+                        })
+                        .collect();
+                    fanned = Mark::now();
+                    runtime.block_on(async {
+                        for h in handles {
+                            sum += h.await;
+                        }
+                    });
+                }
+            }
+            let joined = Mark::now();
             if sum != JOBS as u64 {
                 return Err(format!("{sum} results, expected {JOBS}"));
             }
             if round >= 2 {
-                let phases = (fanned.phase_since(&start), joined.phase_since(&fanned));
-                if bulkheads {
-                    ours.push(phases);
-                } else {
-                    peer.push(phases);
-                }
+                samples[contender].push((fanned.phase_since(&start), joined.phase_since(&fanned)));
             }
         }
     }
@@ -178,10 +255,10 @@ fn main() -> Result<(), String> {
         );
         (fan, join, total)
     };
-    let a = row(&format!("bulkheads ({THREADS} threads)"), &ours);
+    let a = row(&format!("bulkheads ({THREADS} threads)"), &samples[0]);
     let b = row(
         &format!("crossbeam pool + oneshot ({THREADS} threads)"),
-        &peer,
+        &samples[1],
     );
     println!(
         "{:<36} {:>8.2}x {:>8.2}x {:>8.2}x",
@@ -189,6 +266,14 @@ fn main() -> Result<(), String> {
         a.0 / b.0,
         a.1 / b.1,
         a.2 / b.2
+    );
+    println!();
+    row(
+        &format!(
+            "crossbeam + {}-byte mutex cell",
+            std::mem::size_of::<SizedCell>()
+        ),
+        &samples[2],
     );
 
     println!(
