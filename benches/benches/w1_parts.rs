@@ -28,6 +28,8 @@
 //! blocks back or free them from another thread, as the join and the pool do: it tells only
 //! whether the allocator charges more for our cell's size.
 
+use std::convert::Infallible;
+use std::fmt::Display;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
@@ -112,17 +114,32 @@ const _: () = assert!(std::mem::size_of::<SizedCell>() == 216);
 struct SizedJoin(Arc<SizedCell>);
 
 impl Future for SizedJoin {
-    type Output = u64;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+    type Output = Result<u64, Infallible>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.0.inner.lock().unwrap_or_else(PoisonError::into_inner);
         match inner.0.take() {
-            Some(v) => Poll::Ready(v),
+            Some(v) => Poll::Ready(Ok(v)),
             None => {
                 inner.1 = Some(cx.waker().clone());
                 Poll::Pending
             }
         }
     }
+}
+
+/// Awaits every handle in order on `runtime` (the join phase) and sums the results.
+fn join_all<H, E>(runtime: &tokio::runtime::Runtime, handles: Vec<H>) -> Result<u64, String>
+where
+    H: Future<Output = Result<u64, E>>,
+    E: Display,
+{
+    runtime.block_on(async {
+        let mut sum = 0;
+        for h in handles {
+            sum += h.await.map_err(|e| e.to_string())?;
+        }
+        Ok(sum)
+    })
 }
 
 /// An optional numeric setting from the environment, refused unless it is in `range`.
@@ -185,18 +202,10 @@ fn main() -> Result<(), String> {
                 continue;
             }
             let start = Mark::now();
-            let mut sum = 0;
-            let fanned;
-            match contender {
+            let (fanned, sum) = match contender {
                 0 => {
                     let handles: Vec<_> = (0..JOBS).map(|_| pool.spawn_blocking(noop)).collect();
-                    fanned = Mark::now();
-                    runtime.block_on(async {
-                        for h in handles {
-                            sum += h.await.map_err(|e| e.to_string())?;
-                        }
-                        Ok::<_, String>(())
-                    })?;
+                    (Mark::now(), join_all(&runtime, handles)?)
                 }
                 1 => {
                     let handles: Vec<_> = (0..JOBS)
@@ -208,13 +217,7 @@ fn main() -> Result<(), String> {
                             handle
                         })
                         .collect();
-                    fanned = Mark::now();
-                    runtime.block_on(async {
-                        for h in handles {
-                            sum += h.await.map_err(|e| e.to_string())?;
-                        }
-                        Ok::<_, String>(())
-                    })?;
+                    (Mark::now(), join_all(&runtime, handles)?)
                 }
                 _ => {
                     let handles: Vec<_> = (0..JOBS)
@@ -225,14 +228,9 @@ fn main() -> Result<(), String> {
                             SizedJoin(cell)
                         })
                         .collect();
-                    fanned = Mark::now();
-                    runtime.block_on(async {
-                        for h in handles {
-                            sum += h.await;
-                        }
-                    });
+                    (Mark::now(), join_all(&runtime, handles)?)
                 }
-            }
+            };
             let joined = Mark::now();
             if sum != JOBS as u64 {
                 return Err(format!("{sum} results, expected {JOBS}"));
