@@ -4,10 +4,12 @@
 //! cargo bench -p bulkheads-benches --bench w1_parts               # 20 rounds
 //! W1_PARTS_ROUNDS=40 cargo bench -p bulkheads-benches --bench w1_parts
 //! W1_PARTS_ONLY=0 cargo bench -p bulkheads-benches --bench w1_parts   # bulkheads alone (0, 1, 2: the rows)
+//! W1_PARTS_JOBS=2000 cargo bench -p bulkheads-benches --bench w1_parts  # jobs per round (100 to 1M)
 //! ```
 //!
 //! Part 1 runs W1 of the headline bench (100k no-op blocking jobs fanned out from one thread,
-//! then all awaited, 4 pool threads) against bulkheads and against the crossbeam pool with a
+//! then all awaited, 4 pool threads; `W1_PARTS_JOBS` changes the count, so that a round's
+//! cells can be made to fit in the cache or not) against bulkheads and against the crossbeam pool with a
 //! Tokio oneshot per job, in alternating rounds in one process, and reports the two phases
 //! apart: the fan-out (submitting every job) and the join (awaiting every handle, by then
 //! mostly finished). Each phase is measured in wall time and in the submitting thread's own
@@ -20,7 +22,7 @@
 //! oneshot: what a lock and the cell's size cost without the rest of a task.
 //!
 //! Part 2 measures what the system allocator charges for blocks of the sizes each side asks
-//! for per job: 100k blocks of one size allocated and written, then freed in the same order,
+//! for per job: as many blocks of one size as a round has jobs, allocated and written, then freed in the same order,
 //! as a fan-out and its join do, on one thread, in this process after part 1 (a warm heap).
 //! bulkheads allocates one task cell per job (232 bytes with its reference counts, for a
 //! closure returning `u64`); the crossbeam pool allocates a Tokio oneshot (72 bytes with its
@@ -39,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use bulkheads::{BlockingConfig, Dispatchers};
 
+/// Jobs per round unless `W1_PARTS_JOBS` says otherwise (W1's own count).
 const JOBS: usize = 100_000;
 const THREADS: usize = 4;
 
@@ -74,8 +77,8 @@ impl Mark {
     fn now() -> Self {
         Mark(Instant::now(), thread_cpu())
     }
-    fn phase_since(&self, start: &Mark) -> Phase {
-        let per_job = |d: Duration| d.as_nanos() as f64 / JOBS as f64;
+    fn phase_since(&self, start: &Mark, jobs: usize) -> Phase {
+        let per_job = |d: Duration| d.as_nanos() as f64 / jobs as f64;
         Phase {
             wall: per_job(self.0 - start.0),
             cpu: self.1.zip(start.1).map(|(b, a)| per_job(b - a)),
@@ -161,6 +164,8 @@ fn main() -> Result<(), String> {
     let rounds = setting("W1_PARTS_ROUNDS", 1..=10_000)?.unwrap_or(20);
     // W1_PARTS_ONLY=0, 1 or 2 runs one contender alone (for a profiler).
     let only = setting("W1_PARTS_ONLY", 0..=2)?;
+    // W1_PARTS_JOBS=2000: a round small enough for its cells to stay in cache.
+    let jobs = setting("W1_PARTS_JOBS", 100..=1_000_000)?.unwrap_or(JOBS);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -170,7 +175,7 @@ fn main() -> Result<(), String> {
         .cpu_threads(1)
         .blocking(
             "pool",
-            BlockingConfig::threads(THREADS).queue(JOBS + THREADS),
+            BlockingConfig::threads(THREADS).queue(jobs + THREADS),
         )
         .build()
         .map_err(|e| format!("bulkheads build: {e}"))?;
@@ -189,7 +194,7 @@ fn main() -> Result<(), String> {
     drop(rx);
 
     println!(
-        "W1 parts: {JOBS} no-op blocking jobs fanned out, then awaited, {THREADS} pool threads"
+        "W1 parts: {jobs} no-op blocking jobs fanned out, then awaited, {THREADS} pool threads"
     );
     println!("{rounds} rounds after 2 warm-up rounds, contenders alternating; medians per job\n");
     // Per contender: bulkheads, the crossbeam pool with a oneshot, and the crossbeam pool with
@@ -204,11 +209,11 @@ fn main() -> Result<(), String> {
             let start = Mark::now();
             let (fanned, sum) = match contender {
                 0 => {
-                    let handles: Vec<_> = (0..JOBS).map(|_| pool.spawn_blocking(noop)).collect();
+                    let handles: Vec<_> = (0..jobs).map(|_| pool.spawn_blocking(noop)).collect();
                     (Mark::now(), join_all(&runtime, handles)?)
                 }
                 1 => {
-                    let handles: Vec<_> = (0..JOBS)
+                    let handles: Vec<_> = (0..jobs)
                         .map(|_| {
                             let (done, handle) = tokio::sync::oneshot::channel();
                             let _ = tx.send(Box::new(move || {
@@ -220,7 +225,7 @@ fn main() -> Result<(), String> {
                     (Mark::now(), join_all(&runtime, handles)?)
                 }
                 _ => {
-                    let handles: Vec<_> = (0..JOBS)
+                    let handles: Vec<_> = (0..jobs)
                         .map(|_| {
                             let cell = Arc::new(SizedCell::default());
                             let done = cell.clone();
@@ -232,11 +237,14 @@ fn main() -> Result<(), String> {
                 }
             };
             let joined = Mark::now();
-            if sum != JOBS as u64 {
-                return Err(format!("{sum} results, expected {JOBS}"));
+            if sum != jobs as u64 {
+                return Err(format!("{sum} results, expected {jobs}"));
             }
             if round >= 2 {
-                samples[contender].push((fanned.phase_since(&start), joined.phase_since(&fanned)));
+                samples[contender].push((
+                    fanned.phase_since(&start, jobs),
+                    joined.phase_since(&fanned, jobs),
+                ));
             }
         }
     }
@@ -296,7 +304,7 @@ fn main() -> Result<(), String> {
     );
 
     println!(
-        "\nAllocator cost by block size: {JOBS} blocks allocated and written, then freed in order"
+        "\nAllocator cost by block size: {jobs} blocks allocated and written, then freed in order"
     );
     println!(
         "{:<36} {:>9} {:>9} {:>9}",
@@ -305,13 +313,13 @@ fn main() -> Result<(), String> {
     // The sizes each side asks for per job (64-bit): the peer's boxed job (its closure holds
     // the oneshot's sender, 8 bytes) and its oneshot (72 with the `Arc`'s counts), then our
     // cell (216, 232 with the counts) and two sizes between.
-    let base = blocks::<72>(rounds);
+    let base = blocks::<72>(rounds, jobs);
     for (size, (alloc, free)) in [
-        (8, blocks::<8>(rounds)),
+        (8, blocks::<8>(rounds, jobs)),
         (72, base),
-        (112, blocks::<112>(rounds)),
-        (160, blocks::<160>(rounds)),
-        (232, blocks::<232>(rounds)),
+        (112, blocks::<112>(rounds, jobs)),
+        (160, blocks::<160>(rounds, jobs)),
+        (232, blocks::<232>(rounds, jobs)),
     ] {
         println!(
             "{:<36} {alloc:>9.0} {free:>9.0} {:>9.0}   {:.2}x the 72-byte block",
@@ -323,19 +331,19 @@ fn main() -> Result<(), String> {
     Ok(())
 }
 
-/// Median ns per block to allocate (and write) then free `JOBS` blocks of `N` bytes.
-fn blocks<const N: usize>(rounds: usize) -> (f64, f64) {
+/// Median ns per block to allocate (and write) then free `jobs` blocks of `N` bytes.
+fn blocks<const N: usize>(rounds: usize, jobs: usize) -> (f64, f64) {
     let mut alloc = Vec::with_capacity(rounds);
     let mut free = Vec::with_capacity(rounds);
     for round in 0..rounds + 2 {
         let t0 = Instant::now();
-        let v: Vec<Box<[u8; N]>> = (0..JOBS).map(|i| Box::new([i as u8; N])).collect();
+        let v: Vec<Box<[u8; N]>> = (0..jobs).map(|i| Box::new([i as u8; N])).collect();
         let t1 = Instant::now();
         drop(black_box(v));
         let t2 = Instant::now();
         if round >= 2 {
-            alloc.push((t1 - t0).as_nanos() as f64 / JOBS as f64);
-            free.push((t2 - t1).as_nanos() as f64 / JOBS as f64);
+            alloc.push((t1 - t0).as_nanos() as f64 / jobs as f64);
+            free.push((t2 - t1).as_nanos() as f64 / jobs as f64);
         }
     }
     (median(alloc.into_iter()), median(free.into_iter()))
