@@ -31,7 +31,6 @@
 //! whether the allocator charges more for our cell's size.
 
 use std::convert::Infallible;
-use std::fmt::Display;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
@@ -41,13 +40,12 @@ use std::time::{Duration, Instant};
 
 use bulkheads::{BlockingConfig, Dispatchers};
 
+mod support;
+use support::{join_all, median, noop, setting};
+
 /// Jobs per round unless `W1_PARTS_JOBS` says otherwise (W1's own count).
 const JOBS: usize = 100_000;
 const THREADS: usize = 4;
-
-fn noop() -> u64 {
-    black_box(1)
-}
 
 /// The calling thread's CPU time so far (Linux; `None` elsewhere).
 #[cfg(target_os = "linux")]
@@ -127,36 +125,6 @@ impl Future for SizedJoin {
                 Poll::Pending
             }
         }
-    }
-}
-
-/// Awaits every handle in order on `runtime` (the join phase) and sums the results.
-fn join_all<H, E>(runtime: &tokio::runtime::Runtime, handles: Vec<H>) -> Result<u64, String>
-where
-    H: Future<Output = Result<u64, E>>,
-    E: Display,
-{
-    runtime.block_on(async {
-        let mut sum = 0;
-        for h in handles {
-            sum += h.await.map_err(|e| e.to_string())?;
-        }
-        Ok(sum)
-    })
-}
-
-/// An optional numeric setting from the environment, refused unless it is in `range`.
-fn setting(name: &str, range: std::ops::RangeInclusive<usize>) -> Result<Option<usize>, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(None),
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if range.contains(&n) => Ok(Some(n)),
-            _ => Err(format!(
-                "{name}={v:?}: expected a whole number from {} to {}",
-                range.start(),
-                range.end()
-            )),
-        },
     }
 }
 
@@ -347,14 +315,4 @@ fn blocks<const N: usize>(rounds: usize, jobs: usize) -> (f64, f64) {
         }
     }
     (median(alloc.into_iter()), median(free.into_iter()))
-}
-
-fn median(it: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = it.collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }

@@ -1,0 +1,55 @@
+//! What the W1 side benches (`w1_parts`, `w1_floor`) share: their settings, their join loop
+//! and their no-op job.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::hint::black_box;
+
+/// The no-op job of W1.
+pub fn noop() -> u64 {
+    black_box(1)
+}
+
+/// An optional numeric setting from the environment, refused unless it is in `range`.
+pub fn setting(
+    name: &str,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<Option<usize>, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(format!(
+                "{name}={v:?}: expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )),
+        },
+    }
+}
+
+/// Awaits every handle in order on `runtime` (the join phase) and sums the results.
+pub fn join_all<H, E>(runtime: &tokio::runtime::Runtime, handles: Vec<H>) -> Result<u64, String>
+where
+    H: Future<Output = Result<u64, E>>,
+    E: Display,
+{
+    runtime.block_on(async {
+        let mut sum = 0;
+        for h in handles {
+            sum += h.await.map_err(|e| e.to_string())?;
+        }
+        Ok(sum)
+    })
+}
+
+/// The median of `it` (NaN when empty).
+pub fn median(it: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = it.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
