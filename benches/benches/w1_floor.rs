@@ -8,29 +8,32 @@
 //! ```
 //!
 //! Four contenders run W1 (no-op jobs fanned out from one thread, then all awaited in order,
-//! 4 pool threads) in alternating rounds in one process; one crossbeam channel and its 4
-//! threads serve the first three:
+//! 4 pool threads) in alternating rounds in one process (the first contender rotates every
+//! round, and odd rounds run in reverse order); one crossbeam channel and its 4 threads serve
+//! the first three:
 //!
 //! - the bare pool: a boxed job and a Tokio oneshot per job (W1's crossbeam peer);
 //! - `async-task`: the job is an `async-task` task (smol's task core: one allocation holding
 //!   the future, its output and one atomic state word, written with `unsafe` inside the
 //!   crate) whose schedule function sends it down the channel; the caller awaits its `Task`;
-//! - `async-task` plus bookkeeping of the kind bulkheads does per task, emulated, each part
-//!   on or off with `W1_FLOOR_PARTS` (a comma list; all by default):
+//! - `async-task` plus bookkeeping of the kind bulkheads does per task, emulated. Every such
+//!   task holds a reference to the shared bookkeeping; the parts, each on or off with
+//!   `W1_FLOOR_PARTS` (a comma list; all four when unset, none when set but empty), are:
 //!   - `admission`: a compare-and-swap on an in-flight count against a capacity, given back
 //!     by the pool thread when the job ends;
 //!   - `counters`: a per-thread-sharded "admitted" count on submit and "decided" count on the
 //!     pool thread, a task id from a shared counter and a clock read;
 //!   - `record`: a second allocation holding what a dump shows of the task (its id, its
-//!     state, its submission time), made by the submitter and dropped by the pool thread;
+//!     state, its submission time), made by the submitter; without `live` the pool thread
+//!     drops it;
 //!   - `live`: that record entered weakly in a sharded live set pruned as it doubles (with
-//!     `record` only);
+//!     `record` only), so that its memory is freed by the submitter's prune;
 //! - bulkheads' blocking pool itself.
 //!
 //! The emulation leaves out much of what bulkheads does per task (names, spans, metrics,
-//! contained panics, exactly-once decisions, cancellation, owned slots), so it bounds from
-//! below what a core built this way could cost; it is not a design. What it tells apart is
-//! how much of W1's cost is the task core and how much the bookkeeping.
+//! contained panics, exactly-once decisions, cancellation, owned slots): it is not a design,
+//! and a core built this way would cost at least what it measures. What it tells apart is how
+//! much of W1's cost is the task core and how much the bookkeeping.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
@@ -39,7 +42,7 @@ use std::time::Instant;
 use bulkheads::{BlockingConfig, Dispatchers};
 
 mod support;
-use support::{join_all, median, noop, setting};
+use support::{join_all, median, noop, setting, turn_order};
 
 const JOBS: usize = 100_000;
 const THREADS: usize = 4;
@@ -71,7 +74,7 @@ struct Parts {
 
 impl Parts {
     fn from_env() -> Result<Self, String> {
-        let Ok(list) = std::env::var("W1_FLOOR_PARTS") else {
+        let Some(list) = support::env("W1_FLOOR_PARTS")? else {
             return Ok(Parts {
                 admission: true,
                 counters: true,
@@ -93,7 +96,8 @@ impl Parts {
                 "live" => parts.live = true,
                 other => {
                     return Err(format!(
-                        "W1_FLOOR_PARTS: unknown part {other:?}; the parts are admission, counters, record, live"
+                        "W1_FLOOR_PARTS: unknown part {other:?}; \
+                         the parts are admission, counters, record, live"
                     ));
                 }
             }
@@ -117,7 +121,7 @@ impl Parts {
         .filter_map(|(on, name)| on.then_some(name))
         .collect();
         if names.is_empty() {
-            "none".into()
+            "a reference to it only".into()
         } else {
             names.join(",")
         }
@@ -143,12 +147,20 @@ struct LiveShard {
     prune_at: usize,
 }
 
+/// A value on cache lines of its own, so that counters written by different threads do not
+/// share one.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
 struct Book {
-    ids: AtomicU64,
-    in_flight: AtomicUsize,
+    ids: Padded<AtomicU64>,
+    in_flight: Padded<AtomicUsize>,
     capacity: usize,
+    /// Read for records made without `counters` (which reads the clock per task).
+    epoch: quanta::Instant,
     shards: [Shard; SHARDS],
-    live: [Mutex<LiveShard>; SHARDS],
+    live: [Padded<Mutex<LiveShard>>; SHARDS],
 }
 
 fn thread_shard() -> usize {
@@ -160,21 +172,23 @@ fn thread_shard() -> usize {
 impl Book {
     fn new(capacity: usize) -> Self {
         Book {
-            ids: AtomicU64::new(1),
-            in_flight: AtomicUsize::new(0),
+            ids: Padded(AtomicU64::new(1)),
+            in_flight: Padded(AtomicUsize::new(0)),
             capacity,
+            epoch: quanta::Instant::now(),
             shards: Default::default(),
             live: std::array::from_fn(|_| {
-                Mutex::new(LiveShard {
+                Padded(Mutex::new(LiveShard {
                     records: Vec::new(),
                     prune_at: 64,
-                })
+                }))
             }),
         }
     }
 
     fn admit(&self) -> bool {
         self.in_flight
+            .0
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
                 (n < self.capacity).then_some(n + 1)
             })
@@ -183,6 +197,7 @@ impl Book {
 
     fn enter(&self, record: &Arc<Record>) {
         let mut shard = self.live[thread_shard()]
+            .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if shard.records.len() >= shard.prune_at {
@@ -205,14 +220,14 @@ impl Book {
             self.shards[thread_shard()]
                 .admitted
                 .fetch_add(1, Ordering::Relaxed);
-            id = self.ids.fetch_add(1, Ordering::Relaxed);
+            id = self.ids.0.fetch_add(1, Ordering::Relaxed);
             submitted = Some(quanta::Instant::now());
         }
         let record = parts.record.then(|| {
             Arc::new(Record {
                 id,
                 decided: AtomicU8::new(0),
-                submitted: submitted.unwrap_or_else(quanta::Instant::now),
+                submitted: submitted.unwrap_or(self.epoch),
             })
         });
         if let (true, Some(record)) = (parts.live, &record) {
@@ -232,7 +247,7 @@ impl Book {
                         .fetch_add(1, Ordering::Relaxed);
                 }
                 if parts.admission {
-                    book.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    book.in_flight.0.fetch_sub(1, Ordering::AcqRel);
                 }
                 v
             },
@@ -302,11 +317,14 @@ fn main() -> Result<(), String> {
         format!("bulkheads ({THREADS} threads)"),
     ];
     println!("W1 floor: {jobs} no-op jobs fanned out, then awaited, {THREADS} pool threads");
-    println!("{rounds} rounds after 2 warm-up rounds, contenders alternating; median ns per job\n");
+    println!(
+        "{rounds} rounds after 2 warm-up rounds, contenders alternating; ns per job \
+         (median, fastest and slowest round), and the median's ratio to the bare pool's\n"
+    );
     let mut samples: [Vec<f64>; 4] = Default::default();
     for round in 0..rounds + 2 {
         for turn in 0..4 {
-            let contender = (round + turn) % 4;
+            let contender = turn_order(round, turn, 4);
             let start = Instant::now();
             let sum = match contender {
                 0 => {
@@ -332,9 +350,10 @@ fn main() -> Result<(), String> {
                     join_all(&runtime, handles)?
                 }
                 2 => {
-                    let handles = (0..jobs)
-                        .map(|_| book.submit(parts).map(Joined))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut handles = Vec::with_capacity(jobs);
+                    for _ in 0..jobs {
+                        handles.push(Joined(book.submit(parts)?));
+                    }
                     join_all(&runtime, handles)?
                 }
                 _ => {
@@ -342,6 +361,7 @@ fn main() -> Result<(), String> {
                     join_all(&runtime, handles)?
                 }
             };
+            let took = start.elapsed();
             if sum != jobs as u64 {
                 return Err(format!(
                     "{}: {sum} results, expected {jobs}",
@@ -349,14 +369,20 @@ fn main() -> Result<(), String> {
                 ));
             }
             if round >= 2 {
-                samples[contender].push(start.elapsed().as_nanos() as f64 / jobs as f64);
+                samples[contender].push(took.as_nanos() as f64 / jobs as f64);
             }
         }
     }
     let base = median(samples[0].iter().copied());
     for (label, v) in labels.iter().zip(&samples) {
         let m = median(v.iter().copied());
-        println!("{label:<60} {m:>6.0} ns  {:>5.2}x the bare pool", m / base);
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::INFINITY, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        println!(
+            "{label:<60} {m:>6.0} ns  ({lo:.0}–{hi:.0})  {:>5.2}x the bare pool",
+            m / base
+        );
     }
     Ok(())
 }

@@ -1,29 +1,31 @@
 //! W1 taken apart: where bulkheads' blocking pool spends the time the crossbeam pool does not.
 //!
 //! ```text
-//! cargo bench -p bulkheads-benches --bench w1_parts               # 20 rounds
+//! cargo bench -p bulkheads-benches --bench w1_parts                       # 20 rounds
 //! W1_PARTS_ROUNDS=40 cargo bench -p bulkheads-benches --bench w1_parts
-//! W1_PARTS_ONLY=0 cargo bench -p bulkheads-benches --bench w1_parts   # bulkheads alone (0, 1, 2: the rows)
-//! W1_PARTS_JOBS=2000 cargo bench -p bulkheads-benches --bench w1_parts  # jobs per round (100 to 1M)
+//! W1_PARTS_ONLY=0 cargo bench -p bulkheads-benches --bench w1_parts       # one row alone: 0, 1, 2
+//! W1_PARTS_JOBS=2000 cargo bench -p bulkheads-benches --bench w1_parts    # jobs per round
 //! ```
 //!
 //! Part 1 runs W1 of the headline bench (100k no-op blocking jobs fanned out from one thread,
-//! then all awaited, 4 pool threads; `W1_PARTS_JOBS` changes the count, so that a round's
-//! cells can be made to fit in the cache or not) against bulkheads and against the crossbeam pool with a
-//! Tokio oneshot per job, in alternating rounds in one process, and reports the two phases
-//! apart: the fan-out (submitting every job) and the join (awaiting every handle, by then
-//! mostly finished). Each phase is measured in wall time and in the submitting thread's own
-//! CPU time (Linux's per-thread CPU clock, which leaves out time the thread was descheduled;
-//! "n/a" elsewhere). The submitting thread is the main thread, driving the join
-//! with `Runtime::block_on`.
+//! then all awaited, 4 pool threads) on bulkheads and on the crossbeam pool with a Tokio
+//! oneshot per job, in alternating rounds in one process (the first contender rotates every
+//! round, and odd rounds run in reverse order), and reports the two phases apart: the fan-out
+//! (submitting every job) and the join (awaiting every handle, by then mostly finished). Each
+//! phase is measured in wall time and in the submitting thread's own CPU time (Linux's
+//! per-thread CPU clock, which leaves out time the thread was descheduled; "n/a" elsewhere).
+//! The submitting thread is the main thread, driving the join with `Runtime::block_on`.
+//! `W1_PARTS_JOBS` (100 to 1M) changes the jobs per round, so that a round's task cells fit in
+//! the CPU's second-level cache or not.
 //!
 //! A third row runs the crossbeam pool with a plain result cell of the size of bulkheads'
 //! task cell, a lock around the result and the waiter's waker, in place of the
 //! oneshot: what a lock and the cell's size cost without the rest of a task.
 //!
 //! Part 2 measures what the system allocator charges for blocks of the sizes each side asks
-//! for per job: as many blocks of one size as a round has jobs, allocated and written, then freed in the same order,
-//! as a fan-out and its join do, on one thread, in this process after part 1 (a warm heap).
+//! for per job: as many blocks of one size as a round has jobs, allocated and written, then
+//! freed in the same order, as a fan-out and its join do, on one thread, in this process after
+//! part 1 (a warm heap).
 //! bulkheads allocates one task cell per job (232 bytes with its reference counts, for a
 //! closure returning `u64`); the crossbeam pool allocates a Tokio oneshot (72 bytes with its
 //! reference counts) and a boxed job (8 bytes, freed by the pool thread). It does not read the
@@ -41,7 +43,7 @@ use std::time::{Duration, Instant};
 use bulkheads::{BlockingConfig, Dispatchers};
 
 mod support;
-use support::{join_all, median, noop, setting};
+use support::{join_all, median, noop, setting, turn_order};
 
 /// Jobs per round unless `W1_PARTS_JOBS` says otherwise (W1's own count).
 const JOBS: usize = 100_000;
@@ -170,7 +172,7 @@ fn main() -> Result<(), String> {
     let mut samples: [Vec<(Phase, Phase)>; 3] = Default::default();
     for round in 0..rounds + 2 {
         for turn in 0..3 {
-            let contender = (round + turn) % 3;
+            let contender = turn_order(round, turn, 3);
             if only.is_some_and(|o| o != contender) {
                 continue;
             }

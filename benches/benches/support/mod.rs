@@ -10,14 +10,23 @@ pub fn noop() -> u64 {
     black_box(1)
 }
 
+/// A setting from the environment: `None` when unset, refused when it is not text.
+pub fn env(name: &str) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(format!("{name}={v:?}: not valid text")),
+    }
+}
+
 /// An optional numeric setting from the environment, refused unless it is in `range`.
 pub fn setting(
     name: &str,
     range: std::ops::RangeInclusive<usize>,
 ) -> Result<Option<usize>, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(None),
-        Ok(v) => match v.trim().parse::<usize>() {
+    match env(name)? {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<usize>() {
             Ok(n) if range.contains(&n) => Ok(Some(n)),
             _ => Err(format!(
                 "{name}={v:?}: expected a whole number from {} to {}",
@@ -41,6 +50,16 @@ where
         }
         Ok(sum)
     })
+}
+
+/// Which contender runs at `turn` of `round`, out of `n`: the first rotates every round, and
+/// odd rounds run in reverse, so that no contender always follows the same one.
+pub fn turn_order(round: usize, turn: usize, n: usize) -> usize {
+    if round % 2 == 0 {
+        (round + turn) % n
+    } else {
+        (round + n - 1 - turn) % n
+    }
 }
 
 /// The median of `it` (NaN when empty).
