@@ -39,10 +39,8 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Instant;
 
-use bulkheads::{BlockingConfig, Dispatchers};
-
 mod support;
-use support::{join_all, median, noop, setting, turn_order};
+use support::{Setup, join_all, median, noop, setting, turn_order};
 
 const JOBS: usize = 100_000;
 const THREADS: usize = 4;
@@ -275,20 +273,11 @@ fn main() -> Result<(), String> {
     let jobs = setting("W1_FLOOR_JOBS", 100..=1_000_000)?.unwrap_or(JOBS);
     let rounds = setting("W1_FLOOR_ROUNDS", 1..=10_000)?.unwrap_or(20);
     let parts = Parts::from_env()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
-    let registry = Dispatchers::builder()
-        .cpu_threads(1)
-        .blocking(
-            "pool",
-            BlockingConfig::threads(THREADS).queue(jobs + THREADS),
-        )
-        .build()
-        .map_err(|e| format!("bulkheads build: {e}"))?;
-    let pool = registry.get("pool").map_err(|e| e.to_string())?;
+    let Setup {
+        runtime,
+        registry: _registry,
+        pool,
+    } = Setup::new(THREADS, jobs)?;
     let (tx, rx) = crossbeam_channel::unbounded::<Job>();
     for _ in 0..THREADS {
         let rx = rx.clone();

@@ -40,10 +40,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bulkheads::{BlockingConfig, Dispatchers};
-
 mod support;
-use support::{join_all, median, noop, setting, turn_order};
+use support::{Setup, join_all, median, noop, setting, turn_order};
 
 /// Jobs per round unless `W1_PARTS_JOBS` says otherwise (W1's own count).
 const JOBS: usize = 100_000;
@@ -136,20 +134,11 @@ fn main() -> Result<(), String> {
     let only = setting("W1_PARTS_ONLY", 0..=2)?;
     // W1_PARTS_JOBS=2000: a round small enough for its cells to stay in cache.
     let jobs = setting("W1_PARTS_JOBS", 100..=1_000_000)?.unwrap_or(JOBS);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
-    let registry = Dispatchers::builder()
-        .cpu_threads(1)
-        .blocking(
-            "pool",
-            BlockingConfig::threads(THREADS).queue(jobs + THREADS),
-        )
-        .build()
-        .map_err(|e| format!("bulkheads build: {e}"))?;
-    let pool = registry.get("pool").map_err(|e| e.to_string())?;
+    let Setup {
+        runtime,
+        registry: _registry,
+        pool,
+    } = Setup::new(THREADS, jobs)?;
     let (tx, rx) = crossbeam_channel::unbounded::<Job>();
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {

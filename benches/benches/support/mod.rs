@@ -1,9 +1,45 @@
-//! What the W1 side benches (`w1_parts`, `w1_floor`) share: their settings, their join loop
-//! and their no-op job.
+//! What the W1 side benches (`w1_parts`, `w1_floor`) share: their settings, their set-up,
+//! their join loop and their no-op job.
 
 use std::fmt::Display;
 use std::future::Future;
 use std::hint::black_box;
+
+/// The runtime that drives the join and the bulkheads pool measured, as both benches build
+/// them.
+pub struct Setup {
+    /// 2 workers; the main thread drives the join on it with `block_on`.
+    pub runtime: tokio::runtime::Runtime,
+    /// Keeps the pool alive.
+    pub registry: bulkheads::Dispatchers,
+    /// A blocking pool of `threads` threads with room for a whole round.
+    pub pool: bulkheads::Dispatcher,
+}
+
+impl Setup {
+    /// Builds both; an error names what failed.
+    pub fn new(threads: usize, jobs: usize) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        let registry = bulkheads::Dispatchers::builder()
+            .cpu_threads(1)
+            .blocking(
+                "pool",
+                bulkheads::BlockingConfig::threads(threads).queue(jobs + threads),
+            )
+            .build()
+            .map_err(|e| format!("bulkheads build: {e}"))?;
+        let pool = registry.get("pool").map_err(|e| e.to_string())?;
+        Ok(Setup {
+            runtime,
+            registry,
+            pool,
+        })
+    }
+}
 
 /// The no-op job of W1.
 pub fn noop() -> u64 {
