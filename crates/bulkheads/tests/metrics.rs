@@ -120,3 +120,34 @@ async fn pool_metrics_count_every_outcome() {
     assert_eq!(described.1, Some(metrics::Unit::Seconds));
     assert!(described.2.is_some());
 }
+
+#[tokio::test]
+async fn a_scope_bodys_panic_is_counted_in_failures_for_both_kinds_of_scope() {
+    common::quiet_panics("scope-body-boom");
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let d = metrics::with_local_recorder(&recorder, || {
+        Dispatchers::builder()
+            .cpu_threads(1)
+            .on_failure(|_| {})
+            .build()
+            .unwrap()
+    });
+    let report = d
+        .supervisor_scope(|_| async { panic!("scope-body-boom") })
+        .await;
+    assert_eq!(report.failed.len(), 1);
+    let scope = d.scope(|_| async { panic!("scope-body-boom") as Result<(), String> });
+    assert!(tokio::spawn(scope).await.unwrap_err().is_panic());
+    let snap = snapshotter.snapshot().into_vec();
+    let counted = match find(
+        &snap,
+        MetricKind::Counter,
+        "bulkheads_failures_total",
+        &[("dispatcher", "cpu"), ("kind", "panic")],
+    ) {
+        DebugValue::Counter(v) => *v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(counted, 2, "one per scope body's panic");
+}

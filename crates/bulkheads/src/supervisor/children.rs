@@ -107,24 +107,29 @@ impl<R: Send + 'static> Future for Watched<R> {
 }
 
 /// The scope's side: the children it watches. Dropped (the scope's future dropped, or the
-/// scope done), it closes the scope to new children and aborts every child still running:
-/// no child outlives its scope unwatched.
-pub(crate) struct Watch<R> {
+/// scope done), it closes the scope to new children, hands every child that has already ended
+/// but was not seen yet to `lost` (its failure must not vanish with the scope), and aborts every
+/// child still running: no child outlives its scope unwatched.
+pub(crate) struct Watch<R: Send + 'static> {
     pub children: Arc<Children<R>>,
     watching: FuturesUnordered<Watched<R>>,
     /// Where the scope is registered as running (for dumps): unregistered on drop.
     registry: Dispatcher,
+    /// Called on drop with each child that ended unseen: reports its failure, if any.
+    lost: fn(Ended<R>),
 }
 
 impl<R: Send + 'static> Watch<R> {
     /// Watches the children of the scope at `path`, registered with `registry` (any dispatcher
-    /// of the registry) as running until this is dropped.
-    pub(crate) fn new(path: Arc<str>, registry: Dispatcher) -> Self {
+    /// of the registry) as running until this is dropped; `lost` reports a child that ended
+    /// and was never seen because the scope was dropped first.
+    pub(crate) fn new(path: Arc<str>, registry: Dispatcher, lost: fn(Ended<R>)) -> Self {
         registry.scope_running(&path, true);
         Watch {
             children: Arc::new(Children::new(path)),
             watching: FuturesUnordered::new(),
             registry,
+            lost,
         }
     }
 
@@ -154,14 +159,35 @@ impl<R: Send + 'static> Watch<R> {
     }
 }
 
-impl<R> Drop for Watch<R> {
+impl<R: Send + 'static> Drop for Watch<R> {
     fn drop(&mut self) {
         self.registry.scope_running(&self.children.path, false);
         for child in self.children.close() {
-            child.handle.abort_if_pending();
+            self.watching.push(Watched { child });
+        }
+        // Children that ended and were not seen: their results are taken here (a handle
+        // dropped unjoined would report a panic, but drop an `Err` silently). Nobody waits
+        // for this poll's wake-ups.
+        let lost = self.lost;
+        let mut cx = Context::from_waker(Waker::noop());
+        while let Poll::Ready(Some(ended)) = self.watching.poll_next_unpin(&mut cx) {
+            lost(ended);
+        }
+        if self.watching.is_empty() {
+            return;
         }
         for watched in self.watching.iter() {
             watched.child.handle.abort_if_pending();
         }
+        // The rest end soon (cancelled, or abandoned if they run blocking code), or have just
+        // ended and not published yet: watched to their end on the control runtime, so a
+        // failure among them is reported too. (If that runtime is gone, the handles are
+        // dropped: a panic is still reported, an error is not.)
+        let mut rest = std::mem::take(&mut self.watching);
+        drop(self.registry.control().spawn(async move {
+            while let Some(ended) = rest.next().await {
+                lost(ended);
+            }
+        }));
     }
 }

@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use super::children::{Child, Watch};
-use super::scope_error::{ScopeError, ScopeFailure, Seen, record};
+use super::scope_error::{ScopeError, ScopeFailure, Seen, lost, record};
 use crate::dispatcher::handle::Dispatcher;
 use crate::dispatcher::join::JoinHandle;
 use crate::dispatcher::task::id::{TaskId, TaskInfo};
@@ -231,8 +231,10 @@ impl Dispatchers {
     /// A panic in the body cancels every child too; once they have ended, the panic resumes in
     /// the scope's caller, as it would have in code awaited inline (failures the children had
     /// by then go to the root handler). A body that panics while it is being cancelled by
-    /// another failure (in a `Drop`) is one of the scope's `later` failures. A scope dropped
-    /// before it returns hands the failures it had seen to the root handler.
+    /// another failure (in a `Drop`) is one of the scope's `later` failures, as is a panic in
+    /// the `Drop` of a later child's error, which the scope drops. A scope dropped before it
+    /// returns hands the failures it had seen to the root handler, and so do the children
+    /// that failed and were not seen yet, or that fail as they are being cancelled.
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
@@ -274,7 +276,7 @@ impl Dispatchers {
         let path: Arc<str> = format!("scope #{id}").into();
         let mut body_info = TaskInfo::new(TaskId(id), Some("body".into()), location);
         body_info.parent = Some(path.clone());
-        let watch: Watch<Result<(), E>> = Watch::new(path, cpu.clone());
+        let watch: Watch<Result<(), E>> = Watch::new(path, cpu.clone(), lost::<E>);
         let scope = Scope {
             children: watch.children.clone(),
             cpu: cpu.clone(),
@@ -285,7 +287,7 @@ impl Dispatchers {
 
 /// The scope's loop: children first, then the body, until both are done.
 ///
-/// A panic of the body (in a poll, or while it is dropped on cancellation) is contained
+/// A panic of the body (in a poll, or while it is dropped, finished or cancelled) is contained
 /// here. After another failure it is one of the `later` failures. As the first failure it
 /// cancels the children, and once they have ended it resumes in the scope's caller, as a panic
 /// of code awaited inline would; failures the children had by then go to the root handler.
@@ -332,14 +334,30 @@ where
                 match catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx))) {
                     Ok(Poll::Pending) => {}
                     Ok(Poll::Ready(out)) => {
-                        body = None;
                         progressed = true;
+                        // The finished body is dropped: its `Drop` may panic.
+                        let dropped = body
+                            .take()
+                            .and_then(|b| catch_unwind(AssertUnwindSafe(move || drop(b))).err());
                         match out {
                             Ok(t) => value = Some(t),
                             Err(e) => {
                                 seen.cause = Some(ScopeFailure::Body(e));
                                 cancelled = true;
                                 watch.cancel_all();
+                            }
+                        }
+                        match dropped {
+                            None => {}
+                            Some(payload) if seen.cause.is_some() => {
+                                seen.body_panicked_later(&*payload);
+                            }
+                            // The body's first failure: as a panic in its poll.
+                            Some(payload) => {
+                                seen.cpu.count_panic();
+                                cancelled = true;
+                                watch.cancel_all();
+                                seen.panicked = Some(payload);
                             }
                         }
                     }

@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use super::children::Ended;
@@ -89,25 +90,82 @@ fn display<E: fmt::Display>(error: &E) -> String {
     )
 }
 
-/// A scope's first failure as a [`Failure`], for the root handler.
-fn as_failure<E: fmt::Display>(
+/// Drops a user's error. Its `Drop` is user code: a panic there is contained, counted on
+/// `dispatcher` and returned as a failure of `task`.
+fn drop_error<E>(error: E, dispatcher: &Dispatcher, task: &TaskInfo) -> Option<Failure> {
+    let payload = catch_unwind(AssertUnwindSafe(move || drop(error))).err()?;
+    dispatcher.count_panic();
+    let failure = Failure::new(
+        dispatcher.name().into(),
+        task.clone(),
+        FailureKind::Panic,
+        format!(
+            "{} (while dropping the task's error)",
+            panic_message(&*payload)
+        ),
+    );
+    // Dropping a payload runs its `Drop`: user code too.
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+    Some(failure)
+}
+
+/// A user's error as the failure of `task` on `dispatcher`, then dropped (contained): the
+/// failure, and a panic of its `Drop` if it had one.
+fn error_failures<E: fmt::Display>(
+    error: E,
+    dispatcher: &Dispatcher,
+    task: TaskInfo,
+) -> (Failure, Option<Failure>) {
+    let message = display(&error);
+    let dropped = drop_error(error, dispatcher, &task);
+    let failure = Failure::new(dispatcher.name().into(), task, FailureKind::Error, message);
+    (failure, dropped)
+}
+
+/// A scope's first failure as failures for the root handler (two when dropping the user's
+/// error panicked).
+fn as_failures<E: fmt::Display>(
     cause: ScopeFailure<E>,
     body: &TaskInfo,
     cpu: &Dispatcher,
-) -> Failure {
+) -> (Failure, Option<Failure>) {
     match cause {
-        ScopeFailure::Body(e) => Failure::new(
-            cpu.name().into(),
-            body.clone(),
-            FailureKind::Error,
-            display(&e),
-        ),
+        ScopeFailure::Body(e) => error_failures(e, cpu, body.clone()),
         ScopeFailure::Child {
             task,
             dispatcher,
             error,
-        } => Failure::new(dispatcher, task, FailureKind::Error, display(&error)),
-        ScopeFailure::Dispatch(e) => dispatch_failure(e, body.clone()),
+        } => {
+            let message = display(&error);
+            let dropped = drop_error(error, cpu, &task);
+            let failure = Failure::new(dispatcher, task, FailureKind::Error, message);
+            (failure, dropped)
+        }
+        ScopeFailure::Dispatch(e) => (dispatch_failure(e, body.clone()), None),
+    }
+}
+
+/// A child of a scope dropped before it returned, which ended unseen: its failure, if any,
+/// goes to the root handler (cancellations are not failures).
+pub(crate) fn lost<E: fmt::Display>(ended: Ended<Result<(), E>>) {
+    let Ended {
+        info,
+        dispatcher,
+        result,
+    } = ended;
+    match result {
+        Ok(Ok(())) => {}
+        Err(e) if e.is_cancelled() => {}
+        Ok(Err(error)) => {
+            let (failure, dropped) = error_failures(error, &dispatcher, info);
+            dispatcher.report_failure(failure);
+            if let Some(dropped) = dropped {
+                dispatcher.report_failure(dropped);
+            }
+        }
+        Err(e) => dispatcher.report_failure(dispatch_failure(e, info)),
     }
 }
 
@@ -135,12 +193,9 @@ pub(crate) fn record<E: fmt::Display>(
             });
         }
         Ok(Err(error)) => {
-            later.push(Failure::new(
-                dispatcher.name().into(),
-                info,
-                FailureKind::Error,
-                display(&error),
-            ));
+            let (failure, dropped) = error_failures(error, &dispatcher, info);
+            later.push(failure);
+            later.extend(dropped);
         }
         Err(e) if cause.is_none() => *cause = Some(ScopeFailure::Dispatch(e)),
         Err(e) => later.push(dispatch_failure(e, info)),
@@ -203,8 +258,11 @@ impl<E: fmt::Display> Seen<E> {
                 .report_failure(body_panic(&self.body, &self.cpu, &*payload));
         }
         if let Some(cause) = self.cause.take() {
-            self.cpu
-                .report_failure(as_failure(cause, &self.body, &self.cpu));
+            let (failure, dropped) = as_failures(cause, &self.body, &self.cpu);
+            self.cpu.report_failure(failure);
+            if let Some(dropped) = dropped {
+                self.cpu.report_failure(dropped);
+            }
         }
         for failure in std::mem::take(&mut self.later) {
             self.cpu.report_failure(failure);

@@ -28,7 +28,7 @@ use crate::registry::Dispatchers;
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct SupervisorReport<T = ()> {
-    /// The body's value; `None` when the body panicked (its panic is in `failed`).
+    /// The body's value; `None` when the body panicked in a poll (its panic is in `failed`).
     pub value: Option<T>,
     /// Children that ended successfully.
     pub ok: usize,
@@ -147,7 +147,12 @@ impl Dispatchers {
     /// or a panic) goes to the root failure handler, once, while its siblings go on. The
     /// body's own failure (a panic) cancels the children. The scope returns once the body and
     /// every child have ended, with a [`SupervisorReport`] of what succeeded and what failed.
-    /// Dropping the returned future cancels every child.
+    /// Dropping the returned future cancels every child; a child that had failed unseen by
+    /// then, or fails as it is cancelled, still goes to the root handler.
+    ///
+    /// A panic of the body, in a poll or in its `Drop`, is contained: counted in
+    /// `bulkheads_failures_total` and listed in the report's `failed` (the latter as
+    /// `"<message> (while dropping the scope's body)"`), and it cancels the children.
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
@@ -183,7 +188,7 @@ impl Dispatchers {
         let cpu = self.cpu();
         let id = cpu.next_scope_id();
         let path: Arc<str> = format!("supervisor scope #{id}").into();
-        let mut watch: Watch<Option<String>> = Watch::new(path.clone(), cpu.clone());
+        let mut watch: Watch<Option<String>> = Watch::new(path.clone(), cpu.clone(), lost);
         let scope = SupervisorScope {
             children: watch.children.clone(),
             cpu: cpu.clone(),
@@ -206,17 +211,24 @@ impl Dispatchers {
                         record(ended, body_failed, &mut report);
                     }
                     if let Some(b) = body.as_mut() {
-                        match catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx))) {
-                            Ok(Poll::Pending) => {}
-                            Ok(Poll::Ready(value)) => {
-                                body = None;
-                                progressed = true;
-                                report.value = Some(value);
+                        let polled = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
+                        if polled.is_err() || matches!(polled, Ok(Poll::Ready(_))) {
+                            progressed = true;
+                            // Done or failed, the body is dropped: its `Drop` may panic too.
+                            let dropped = body.take().and_then(|b| {
+                                catch_unwind(AssertUnwindSafe(move || drop(b))).err()
+                            });
+                            let mut panics = Vec::new();
+                            match polled {
+                                Ok(Poll::Ready(value)) => report.value = Some(value),
+                                Err(payload) => panics.push((payload, "")),
+                                Ok(Poll::Pending) => {}
                             }
-                            Err(payload) => {
-                                body = None;
-                                progressed = true;
-                                body_failed = true;
+                            if let Some(payload) = dropped {
+                                panics.push((payload, " (while dropping the scope's body)"));
+                            }
+                            for (payload, context) in &panics {
+                                cpu.count_panic();
                                 let mut task =
                                     TaskInfo::new(TaskId(id), Some("body".into()), location);
                                 task.parent = Some(path.clone());
@@ -224,8 +236,11 @@ impl Dispatchers {
                                     cpu.name().into(),
                                     task,
                                     FailureKind::Panic,
-                                    panic_message(&*payload),
+                                    format!("{}{context}", panic_message(&**payload)),
                                 ));
+                            }
+                            if !panics.is_empty() && !body_failed {
+                                body_failed = true;
                                 watch.cancel_all();
                             }
                         }
@@ -243,6 +258,18 @@ impl Dispatchers {
             report
         }
     }
+}
+
+/// A child of a supervisor scope dropped before it returned, which ended unseen: its failure,
+/// if any, goes to the root handler (cancellations are not failures).
+fn lost(ended: Ended<Option<String>>) {
+    let mut unseen = SupervisorReport {
+        value: None::<()>,
+        ok: 0,
+        failed: Vec::new(),
+        cancelled: 0,
+    };
+    record(ended, true, &mut unseen);
 }
 
 /// Records how a child ended; a failure goes to the root handler as well.
