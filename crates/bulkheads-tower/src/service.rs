@@ -156,12 +156,22 @@ where
                 Admission::Decided(_) => return Poll::Ready(Ok(())),
                 Admission::Idle if self.shared.dispatcher.max_wait().is_zero() => {
                     // No waiting allowed: decided now, without a future to box.
-                    self.admission = Admission::Decided(self.shared.dispatcher.try_reserve());
+                    let shared = &*self.shared;
+                    self.admission = Admission::Decided(
+                        shared
+                            .dispatcher
+                            .try_reserve_for(shared.task_name.clone(), shared.location),
+                    );
                 }
                 Admission::Idle => {
                     // `reserve` takes a free slot in its first poll; it waits only when the
                     // dispatcher is full.
-                    let reserving: Reserving = Box::pin(self.shared.dispatcher.reserve());
+                    let shared = &*self.shared;
+                    let reserving: Reserving = Box::pin(
+                        shared
+                            .dispatcher
+                            .reserve_for(shared.task_name.clone(), shared.location),
+                    );
                     self.admission = Admission::Waiting(Mutex::new(reserving));
                 }
                 Admission::Waiting(reserving) => {
@@ -181,11 +191,7 @@ where
         let shared = &*self.shared;
         match std::mem::replace(&mut self.admission, Admission::Idle) {
             Admission::Decided(Ok(reservation)) => {
-                let reservation = reservation.at(shared.location);
-                let reservation = match &shared.task_name {
-                    Some(name) => reservation.named(name.clone()),
-                    None => reservation,
-                };
+                // Named and sited by `poll_ready`'s `*_reserve_for`.
                 let future = self.inner.call(request);
                 let running = match shared.mode {
                     Mode::Pinned => reservation.run(future),

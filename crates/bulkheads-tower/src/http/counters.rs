@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 use axum::http::StatusCode;
+use bulkheads::Dispatcher;
 use metrics::{Counter, Unit};
 
 /// `bulkheads_http_responses_total{dispatcher, status}`: HTTP responses of the routes behind a
@@ -30,14 +31,17 @@ pub(crate) fn describe() {
 pub(crate) struct StatusCounters {
     /// The `dispatcher` label.
     dispatcher: Arc<str>,
+    /// Where a panic of the recorder is reported (its root failure handler).
+    home: Dispatcher,
     /// Index `status - 100`; each set by the first response of its status, then reused.
     by_code: Box<[OnceLock<Counter>]>,
 }
 
 impl StatusCounters {
-    pub(crate) fn new(dispatcher: Arc<str>) -> Self {
+    pub(crate) fn new(home: Dispatcher) -> Self {
         StatusCounters {
-            dispatcher,
+            dispatcher: home.name().into(),
+            home,
             by_code: (100..600).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -47,10 +51,13 @@ impl StatusCounters {
         let Some(cell) = self.by_code.get(usize::from(status.as_u16()) - 100) else {
             return count_once(&self.dispatcher, status);
         };
-        contained(|| {
-            cell.get_or_init(|| register(self.dispatcher.clone(), status))
-                .increment(1);
-        });
+        // Contained like the dispatcher's own calls into the recorder: counted, and reported
+        // to the root failure handler.
+        self.home
+            .contain("in the metrics recorder, counting an HTTP response", || {
+                cell.get_or_init(|| register(self.dispatcher.clone(), status))
+                    .increment(1);
+            });
     }
 }
 
@@ -64,7 +71,8 @@ fn register(dispatcher: Arc<str>, status: StatusCode) -> Counter {
     metrics::counter!(RESPONSES, "dispatcher" => dispatcher, "status" => status.as_str().to_owned())
 }
 
-/// A metrics recorder is user code: its panic must not take the response with it.
+/// A metrics recorder is user code: its panic must not take the response with it. (Where no
+/// dispatcher is at hand to report it: logged.)
 fn contained(f: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(f)).is_err() {
         tracing::error!(

@@ -71,7 +71,7 @@ impl BulkheadLayer {
                 fixed: None,
                 on_reject: None,
                 retry_after: Arc::new(RetryAfter::new(dispatcher.clone())),
-                counters: Arc::new(StatusCounters::new(name.clone())),
+                counters: Arc::new(StatusCounters::new(dispatcher.clone())),
                 name,
             },
             generic: crate::BulkheadLayer::new(dispatcher),

@@ -173,6 +173,41 @@ impl Dispatcher {
         self.core.accounts.report_child_failure(failure);
     }
 
+    /// Runs `f`, a call into user code made on this dispatcher's behalf outside any task (a
+    /// tower layer's metrics recorder counting an HTTP response, say), and contains its panic
+    /// as the dispatcher contains its tasks' panics: counted in
+    /// `bulkheads_failures_total{kind="panic"}` and reported to the root failure handler as a
+    /// failure of task #0, spawned at the line that called `contain`, with `context` after
+    /// the panic's message. Returns `f`'s value, or `None` if it panicked.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let d = bulkheads::Dispatchers::builder()
+    /// #     .blocking("db", bulkheads::BlockingConfig::threads(1))
+    /// #     .on_failure(|f| assert!(f.message.ends_with("(in my recorder)")))
+    /// #     .build()?;
+    /// # std::panic::set_hook(Box::new(|_| {}));
+    /// let db = d.get("db")?;
+    /// assert_eq!(db.contain("in my recorder", || 42), Some(42));
+    /// assert_eq!(db.contain("in my recorder", || -> u32 { panic!("boom") }), None);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn contain<R>(&self, context: &str, f: impl FnOnce() -> R) -> Option<R> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(value) => Some(value),
+            Err(payload) => {
+                let task = TaskInfo::new(
+                    super::task::id::TaskId(0),
+                    None,
+                    std::panic::Location::caller(),
+                );
+                self.core.accounts.report_panic(&task, payload, context);
+                None
+            }
+        }
+    }
+
     /// Counts a panic caught outside a task (a scope's body), in `bulkheads_failures_total`.
     pub(crate) fn count_panic(&self) {
         self.core.accounts.count_failure();

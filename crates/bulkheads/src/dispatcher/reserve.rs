@@ -58,17 +58,9 @@ impl Dispatcher {
     /// down), the same decision `spawn*` makes.
     #[track_caller]
     pub fn try_reserve(&self) -> Result<Reservation, DispatchError> {
-        let core = self.core.clone();
-        // A task's identity is made when the slot is spent; a refusal needs one now, to be
-        // counted and logged.
-        match core.admission.try_admit() {
-            Ok(slot) => Ok(Reservation::new(core, slot)),
-            Err(reason) => {
-                let meta = core.meta(None, Location::caller());
-                core.accounts.rejected(&meta.info, &reason);
-                Err(core.rejection(reason))
-            }
-        }
+        // A refusal is this line's; the task, the line that spends the reservation.
+        self.try_reserve_for(None, Location::caller())
+            .map(Reservation::sited_where_spent)
     }
 
     /// Takes a slot, waiting up to the dispatcher's `max_wait` for one in FIFO order, the same
@@ -77,30 +69,90 @@ impl Dispatcher {
     pub fn reserve(
         &self,
     ) -> impl Future<Output = Result<Reservation, DispatchError>> + Send + 'static {
+        let reserving = self.reserve_for(None, Location::caller());
+        async move { reserving.await.map(Reservation::sited_where_spent) }
+    }
+
+    /// [`try_reserve`](Self::try_reserve) on a caller's behalf, for libraries that reserve
+    /// slots for their users (a tower layer): the task the reservation is spent on is named
+    /// `name` and spawned at `location` (as with [`Reservation::named`] and
+    /// [`Reservation::at`]), and so is a refusal wherever it is reported as a task (a metrics
+    /// recorder that panics while counting it reaches the root failure handler as that task's
+    /// failure).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let d = bulkheads::Dispatchers::builder()
+    /// #     .blocking("db", bulkheads::BlockingConfig::threads(1).queue(0)).build()?;
+    /// # let db = d.get("db")?;
+    /// let site = std::panic::Location::caller(); // in a library: where its user built it
+    /// let slot = db.try_reserve_for(Some("GET /rows".into()), site)?;
+    /// assert!(db.try_reserve_for(Some("GET /rows".into()), site).unwrap_err().is_rejected());
+    /// let err = slot.spawn(async { panic!("no rows") }).await.unwrap_err();
+    /// assert!(err.to_string().starts_with("task 'GET /rows'"));
+    /// # Ok(()) }
+    /// ```
+    pub fn try_reserve_for(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+    ) -> Result<Reservation, DispatchError> {
         let core = self.core.clone();
-        let location = Location::caller();
+        // A task's identity is made when the slot is spent; a refusal needs one now, to be
+        // counted and logged.
+        match core.admission.try_admit() {
+            Ok(slot) => Ok(Reservation::new(core, slot, name, location)),
+            Err(reason) => {
+                let meta = core.meta(name, location);
+                core.accounts.rejected(&meta.info, &reason);
+                Err(core.rejection(reason))
+            }
+        }
+    }
+
+    /// [`reserve`](Self::reserve) on a caller's behalf: while it waits for room (in dumps,
+    /// as `waiting for admission`), when it is refused, and as the task the reservation is
+    /// spent on, it is a task named `name` spawned at `location`. See
+    /// [`try_reserve_for`](Self::try_reserve_for).
+    pub fn reserve_for(
+        &self,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = Result<Reservation, DispatchError>> + Send + 'static {
+        let core = self.core.clone();
         async move {
             if let Ok(slot) = core.admission.try_admit() {
-                return Ok(Reservation::new(core, slot));
+                return Ok(Reservation::new(core, slot, name, location));
             }
-            let meta = core.meta(None, location);
+            let meta = core.meta(name.clone(), location);
             let slot = core
                 .admit(&meta, false)
                 .await
                 .map_err(|reason| core.rejection(reason))?;
-            Ok(Reservation::new(core, slot))
+            Ok(Reservation::new(core, slot, name, location))
         }
     }
 }
 
 impl Reservation {
-    fn new(core: Arc<DispatcherCore>, slot: Slot) -> Self {
+    fn new(
+        core: Arc<DispatcherCore>,
+        slot: Slot,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+    ) -> Self {
         Reservation {
             core,
             slot,
-            name: None,
-            location: None,
+            name,
+            location: Some(location),
         }
+    }
+
+    /// The task's spawn site will be the line that spends the reservation.
+    fn sited_where_spent(mut self) -> Self {
+        self.location = None;
+        self
     }
 
     /// Records `location` as the spawn site of the task the reservation will be spent on
