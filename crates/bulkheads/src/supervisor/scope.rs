@@ -7,8 +7,11 @@
 //! dropped scope cancels its children. Failures go to the caller of the scope, never to the
 //! root failure handler: they are observed. The one exception is a panic of the body itself
 //! when it comes first: it resumes in the caller (as inline code's panic would), and the
-//! failures the children had meanwhile go to the root handler rather than nowhere. The error
-//! types and the recording of failures are `scope_error.rs`.
+//! failures the children had meanwhile go to the root handler rather than nowhere. Two more
+//! reach the root handler because no caller will see them: those of a scope dropped before it
+//! returned, and a panic in the `Drop` of a cancelled child's work (the child itself ends as
+//! cancelled; its task reports the panic). The error types and the recording of failures are
+//! `scope_error.rs`.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
