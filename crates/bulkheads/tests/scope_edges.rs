@@ -209,3 +209,39 @@ async fn a_scopes_finished_body_whose_drop_panics_fails_like_a_body_panic() {
     assert_eq!(message, format!("{MARKER}: finished body dropped"));
     assert!(failures.try_recv().is_err(), "the panic went to the caller");
 }
+
+#[tokio::test]
+async fn a_scope_dropped_on_a_busy_pools_thread_never_starts_its_queued_child() {
+    let d = std::sync::Arc::new(
+        Dispatchers::builder()
+            .cpu_threads(1)
+            .blocking("edge-db", bulkheads::BlockingConfig::threads(1).queue(4))
+            .build()
+            .unwrap(),
+    );
+    let db = d.get("edge-db").unwrap();
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (d2, db2, ran2) = (d.clone(), db.clone(), ran.clone());
+    // On the pool's only thread: the scope's child is queued behind us, and the scope is
+    // dropped (as a timeout would) from this thread.
+    db.run_blocking(move || {
+        let scope = d2.scope(|s| async move {
+            s.spawn_blocking_on(&db2, move || {
+                ran2.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok::<(), String>(())
+            });
+            std::future::pending::<Result<(), String>>().await
+        });
+        let mut scope = Box::pin(scope);
+        assert!(poll_once(scope.as_mut()).is_pending());
+        drop(scope);
+    })
+    .await
+    .unwrap();
+    let stats = db.stats();
+    assert!(
+        !ran.load(std::sync::atomic::Ordering::SeqCst),
+        "work dropped before it started must not start"
+    );
+    assert_eq!((stats.cancelled, stats.in_flight), (1, 0), "{stats:?}");
+}

@@ -177,19 +177,22 @@ impl Dispatcher {
     /// tower layer's metrics recorder counting an HTTP response, say), and contains its panic
     /// as the dispatcher contains its tasks' panics: counted in
     /// `bulkheads_failures_total{kind="panic"}` and reported to the root failure handler as a
-    /// failure of task #0, spawned at the line that called `contain`, with `context` after
-    /// the panic's message. Returns `f`'s value, or `None` if it panicked.
+    /// failure of task #0, spawned at the line that called `contain`, with the message
+    /// `"<panic message> (<context>)"`. Returns `f`'s value, or `None` if it panicked.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let d = bulkheads::Dispatchers::builder()
-    /// #     .blocking("db", bulkheads::BlockingConfig::threads(1))
-    /// #     .on_failure(|f| assert!(f.message.ends_with("(in my recorder)")))
-    /// #     .build()?;
     /// # std::panic::set_hook(Box::new(|_| {}));
+    /// let (tx, failures) = std::sync::mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let d = bulkheads::Dispatchers::builder()
+    ///     .blocking("db", bulkheads::BlockingConfig::threads(1))
+    ///     .on_failure(move |f| tx.lock().unwrap().send(f.message.clone()).unwrap())
+    ///     .build()?;
     /// let db = d.get("db")?;
     /// assert_eq!(db.contain("in my recorder", || 42), Some(42));
     /// assert_eq!(db.contain("in my recorder", || -> u32 { panic!("boom") }), None);
+    /// assert_eq!(failures.recv()?, "boom (in my recorder)");
     /// # Ok(()) }
     /// ```
     #[track_caller]

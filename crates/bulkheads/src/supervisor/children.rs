@@ -107,9 +107,9 @@ impl<R: Send + 'static> Future for Watched<R> {
 }
 
 /// The scope's side: the children it watches. Dropped (the scope's future dropped, or the
-/// scope done), it closes the scope to new children, hands every child that has already ended
-/// but was not seen yet to `lost` (its failure must not vanish with the scope), and aborts every
-/// child still running: no child outlives its scope unwatched.
+/// scope done), it closes the scope to new children, aborts every child still running, and
+/// hands every child that has ended but was not seen yet to `lost` (its failure must not
+/// vanish with the scope): no child outlives its scope unwatched.
 pub(crate) struct Watch<R: Send + 'static> {
     pub children: Arc<Children<R>>,
     watching: FuturesUnordered<Watched<R>>,
@@ -168,6 +168,11 @@ impl<R: Send + 'static> Drop for Watch<R> {
         // Children that ended and were not seen: their results are taken here (a handle
         // dropped unjoined would report a panic, but drop an `Err` silently). Nobody waits
         // for this poll's wake-ups.
+        // Aborted before they are polled: a poll from a thread of a busy pool would run a
+        // queued child of that pool inline, and work dropped before it starts must not start.
+        for watched in self.watching.iter() {
+            watched.child.handle.abort_if_pending();
+        }
         let lost = self.lost;
         let mut cx = Context::from_waker(Waker::noop());
         while let Poll::Ready(Some(ended)) = self.watching.poll_next_unpin(&mut cx) {
@@ -175,9 +180,6 @@ impl<R: Send + 'static> Drop for Watch<R> {
         }
         if self.watching.is_empty() {
             return;
-        }
-        for watched in self.watching.iter() {
-            watched.child.handle.abort_if_pending();
         }
         // The rest end soon (cancelled, or abandoned if they run blocking code), or have just
         // ended and not published yet: watched to their end on the control runtime, so a

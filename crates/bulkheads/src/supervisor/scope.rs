@@ -237,7 +237,10 @@ impl Dispatchers {
     /// another failure (in a `Drop`) is one of the scope's `later` failures, as is a panic in
     /// the `Drop` of a later child's error, which the scope drops. A scope dropped before it
     /// returns hands the failures it had seen to the root handler, and so do the children
-    /// that failed and were not seen yet, or that fail as they are being cancelled.
+    /// that failed and were not seen yet, or that fail as they are being cancelled (async
+    /// work that returns an `Err` before the `.await` where it stops; a running blocking
+    /// closure is abandoned at once and its result dropped; nothing is reported once the
+    /// registry has shut down).
     ///
     /// ```
     /// # #[tokio::main] async fn main() {

@@ -148,7 +148,8 @@ impl Dispatchers {
     /// body's own failure (a panic) cancels the children. The scope returns once the body and
     /// every child have ended, with a [`SupervisorReport`] of what succeeded and what failed.
     /// Dropping the returned future cancels every child; a child that had failed unseen by
-    /// then, or fails as it is cancelled, still goes to the root handler.
+    /// then, or fails as it is cancelled (as with [`Dispatchers::scope`]), still goes to the
+    /// root handler.
     ///
     /// A panic of the body, in a poll or in its `Drop`, is contained: counted in
     /// `bulkheads_failures_total` and listed in the report's `failed` (the latter as
