@@ -165,14 +165,14 @@ impl<R: Send + 'static> Drop for Watch<R> {
         for child in self.children.close() {
             self.watching.push(Watched { child });
         }
-        // Children that ended and were not seen: their results are taken here (a handle
-        // dropped unjoined would report a panic, but drop an `Err` silently). Nobody waits
-        // for this poll's wake-ups.
         // Aborted before they are polled: a poll from a thread of a busy pool would run a
         // queued child of that pool inline, and work dropped before it starts must not start.
         for watched in self.watching.iter() {
             watched.child.handle.abort_if_pending();
         }
+        // Children that ended and were not seen: their results are taken here (a handle
+        // dropped unjoined would report a panic, but drop an `Err` silently). Nobody waits
+        // for this poll's wake-ups.
         let lost = self.lost;
         let mut cx = Context::from_waker(Waker::noop());
         while let Poll::Ready(Some(ended)) = self.watching.poll_next_unpin(&mut cx) {
