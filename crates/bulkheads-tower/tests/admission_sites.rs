@@ -2,7 +2,7 @@
 //! name and spawn site (the line that made the layer) are in dumps and in rejections.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Mutex, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -10,6 +10,16 @@ use bulkheads::{BlockingConfig, Dispatchers, TaskState};
 use tower::{Layer, Service, service_fn};
 
 use bulkheads_tower::BulkheadLayer;
+
+mod common;
+
+/// A recorder whose `bulkheads_tasks_rejected_total` panics; every other metric is a no-op.
+fn rejections_panic() -> common::PanickingCounter {
+    common::PanickingCounter {
+        name: "bulkheads_tasks_rejected_total",
+        message: "recorder-boom",
+    }
+}
 
 fn poll_ready_once<S: Service<R>, R>(svc: &mut S) -> Poll<Result<(), S::Error>> {
     svc.poll_ready(&mut Context::from_waker(Waker::noop()))
@@ -58,65 +68,11 @@ async fn a_request_waiting_for_room_shows_in_dumps_as_the_layers_named_task() {
     drop(holder);
 }
 
-/// A counter whose increments panic: the metrics recorder as user code that fails.
-struct Panicking;
-
-impl metrics::CounterFn for Panicking {
-    fn increment(&self, _: u64) {
-        panic!("recorder-boom");
-    }
-    fn absolute(&self, _: u64) {}
-}
-
-/// A recorder whose `bulkheads_tasks_rejected_total` panics; every other metric is a no-op.
-struct RejectionsPanic;
-
-impl metrics::Recorder for RejectionsPanic {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        if key.name() == "bulkheads_tasks_rejected_total" {
-            metrics::Counter::from_arc(Arc::new(Panicking))
-        } else {
-            metrics::Counter::noop()
-        }
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
-
 #[tokio::test]
 async fn a_rejected_request_is_reported_as_the_layers_named_task() {
     let (tx, failures) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let d = metrics::with_local_recorder(&RejectionsPanic, || {
+    let d = metrics::with_local_recorder(&rejections_panic(), || {
         Dispatchers::builder()
             .cpu_threads(1)
             .blocking("sites-reject", BlockingConfig::threads(1).queue(0))

@@ -12,53 +12,16 @@ use bulkheads::{BlockingConfig, Dispatchers, FailureKind};
 use bulkheads_tower::http::{BulkheadLayer, RESPONSES};
 use tower::ServiceExt;
 
-/// A recorder whose response counter panics when it is registered; every other metric is a
-/// no-op.
-struct ResponsesPanic;
-
-impl metrics::Recorder for ResponsesPanic {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        if key.name() == RESPONSES {
-            panic!("response-recorder-boom");
-        }
-        metrics::Counter::noop()
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
+mod common;
 
 #[tokio::test]
 async fn a_panicking_response_counter_reaches_the_root_handler_and_spares_the_response() {
-    metrics::set_global_recorder(ResponsesPanic).unwrap();
+    // The response counter panics at every increment; every other metric is a no-op.
+    metrics::set_global_recorder(common::PanickingCounter {
+        name: RESPONSES,
+        message: "response-recorder-boom",
+    })
+    .unwrap();
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if !info.to_string().contains("response-recorder-boom") {
